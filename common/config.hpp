@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: ISC
+// The typed configuration model (pme.yml(5)), with every default of SPEC §2.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "error.hpp"
+
+namespace pme::common {
+
+using Millis = std::chrono::milliseconds;
+
+enum class SourceType { Command, Http, File, Static };
+enum class ContentType { Text, Json, Xml, Prometheus };
+// Values match enum pme_proto_metric_type (proto/message.h).
+enum class MetricType : uint8_t {
+	Counter = 1, Gauge = 2, Histogram = 3, Summary = 4, Info = 5, StateSet = 6, Untyped = 7,
+};
+
+const char *toString(SourceType t);
+const char *toString(ContentType t);
+const char *toString(MetricType t);
+
+// An ordered list of (name, value) pairs: label sets and environments keep
+// the order the operator wrote.
+using Pairs = std::vector<std::pair<std::string, std::string>>;
+
+struct MetricConfig {
+	std::string key;              // the key under metrics: (or standalone_metrics:)
+	std::string name;             // full exposed name: service prefix + baseName
+	std::string baseName;         // name: as written [key]
+	MetricType type = MetricType::Gauge;
+	std::string description;      // HELP text; defaults to the name
+	std::string filter;           // regex (text), JSONPath, XPath
+	std::optional<std::string> valueTemplate;  // value: "${used}" (text) ...
+	std::optional<double> staticValue;         // value: 1 (static sources)
+	std::optional<double> valueOnError;
+	Pairs labels;                 // label name -> template ("$1", "${name}", "literal")
+	std::vector<std::pair<std::string, double>> values;  // value mapping {UP: 1}
+	Location where;
+};
+
+struct GroupConfig {
+	std::string key;              // group key (standalone: the metric key)
+	bool standalone = false;
+	SourceType sourceType = SourceType::Static;
+	std::string source;           // command line, URL or path
+	std::vector<std::string> argv; // command as a list (empty: split source)
+	bool shell = false;           // source is run by /bin/sh -c
+	ContentType contentType = ContentType::Text;
+	std::optional<Millis> interval; // as configured
+	Millis effectiveInterval{0};  // rounded up to a multiple of the global one
+	Millis timeout{10000};        // [10s]
+	Millis cacheTtl{0};
+	std::optional<Millis> staleAfter; // [3 x effectiveInterval]
+	uint64_t maxOutput = 1024 * 1024; // [1 MiB]
+	bool multiline = false;       // regex: ^ and $ match at line ends
+	Pairs env;                    // group-level additions to the service env
+	std::vector<MetricConfig> metrics;
+	Location where;
+
+	Millis staleAfterOrDefault() const { return staleAfter.value_or(effectiveInterval * 3); }
+};
+
+struct RunAs {
+	std::string user;             // empty: the supervisor's user
+	std::string group;            // empty: the user's primary group
+};
+
+struct ServiceConfig {
+	std::string key;              // key under services:
+	std::string name;             // [key]
+	std::string metricPrefix;
+	Pairs labels;                 // constant labels on every series
+	RunAs runAs;
+	Location runAsWhere;          // for errors about the user or group
+	bool allowRoot = false;
+	std::optional<Millis> interval;
+	Millis effectiveInterval{0};
+	Pairs env;
+	std::vector<GroupConfig> groups; // metric_groups then standalone_metrics
+	Location where;
+};
+
+struct ExporterConfig {
+	std::vector<std::string> listen{"127.0.0.1:10064"};
+	std::string healthListen;     // empty: /health on the main listeners only
+	Millis interval{5000};
+	std::string user = "pme";
+	std::vector<std::string> include;
+};
+
+struct Config {
+	std::string path;             // the file it was loaded from
+	ExporterConfig exporter;
+	std::vector<ServiceConfig> services;
+
+	const ServiceConfig *findService(const std::string &name) const;
+};
+
+// ceil(override / global) * global (SPEC §2).
+Millis roundInterval(Millis override, Millis global);
+
+// Parse "500ms", "5s", "2m", "1h", "1m30s" or a plain number of seconds.
+Result<Millis> parseDuration(const std::string &text);
+// Shortest exact form: 5000ms -> "5s", 1500ms -> "1500ms".
+std::string formatDuration(Millis d);
+
+// Levenshtein distance, for "did you mean".
+size_t editDistance(const std::string &a, const std::string &b);
+// The closest candidate within a small distance, or empty.
+std::string closestMatch(const std::string &word, const std::vector<std::string> &candidates);
+
+} // namespace pme::common

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: ISC
+// GroupResult <-> GROUP_BEGIN / GROUP_DATA... / GROUP_END frames.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+
+#include "error.hpp"
+#include "metric.hpp"
+#include "proto/frame.h"
+
+namespace pme::common {
+
+// Called with each complete frame (header included).
+using FrameSink = std::function<Result<void>(const uint8_t *data, size_t len)>;
+
+// Encode a result as frames of at most maxPayload bytes each and hand them
+// to sink in order.  Fails if a single sample does not fit in one frame.
+Result<void> encodeGroupResult(const GroupResult &result, const FrameSink &sink,
+    uint32_t maxPayload = PME_PROTO_MAX_PAYLOAD);
+
+// Reassembles a result from frames, enforcing limits: the receiving side
+// of untrusted input.  Any error means the peer broke the protocol.
+class GroupResultAssembler {
+public:
+	struct Limits {
+		size_t maxSeries = 100000;     // samples in one result
+		size_t maxFamilies = 10000;
+		size_t maxErrorText = 4096;    // longer error strings are cut
+	};
+
+	GroupResultAssembler() = default;
+	explicit GroupResultAssembler(Limits limits) : limits_(limits) {}
+
+	// Feed one frame of type GROUP_BEGIN, GROUP_DATA or GROUP_END.  Returns
+	// the finished result on GROUP_END, nothing while one is being built,
+	// an Error on any violation (out-of-order frame, bad record, limit).
+	Result<std::optional<GroupResult>> feed(const pme_proto_frame &frame);
+	bool inProgress() const { return open_; }
+	void reset();
+
+private:
+	Limits limits_;
+	bool open_ = false;
+	GroupResult current_;
+	size_t series_ = 0;
+};
+
+} // namespace pme::common

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: ISC
+// Everything the supervisor knows about collected data: per-group fragments,
+// counter state, staleness, self-metrics, and the rendered exposition.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/config.hpp"
+#include "common/error.hpp"
+#include "common/metric.hpp"
+
+namespace pme::daemon {
+
+// State of a service's worker, as shown in /health.
+enum class WorkerState { Starting, Running, Restarting, Failed, Refused, Stopped };
+const char *toString(WorkerState s);
+
+class MetricStore {
+public:
+	explicit MetricStore(const common::Config &config);
+	~MetricStore();
+	MetricStore(const MetricStore &) = delete;
+	MetricStore &operator=(const MetricStore &) = delete;
+
+	// Apply one result from the worker of `service`.  The result is checked
+	// against the supervisor's own config: an unknown group, or a family the
+	// group does not declare, is an Error (the caller treats it as a
+	// protocol error and stops the worker) and nothing is applied.
+	// Counters are accumulated here (SPEC §3: a drop in the source is a
+	// reset, the new value is added), so they survive worker restarts.
+	common::Result<void> apply(const std::string &service, const common::GroupResult &result,
+	    double now);
+
+	// Worker lifecycle, for /health and pme_source_up.  Going down marks
+	// every group of the service down; its last data stays until stale.
+	void setWorkerState(const std::string &service, WorkerState state, int pid,
+	    const std::string &reason, double now);
+	void countRestart(const std::string &service);
+
+	// Drop samples older than their group's stale_after.
+	void expire(double now);
+
+	// Text format 0.0.4, rebuilt only when something changed since the
+	// last call; the pointer stays valid while the caller holds it.
+	std::shared_ptr<const std::string> exposition();
+	// /health body; *healthy is false when any service is not running or
+	// any group is down.
+	std::string healthJson(bool *healthy, double now) const;
+	// True once every group of every running service has reported at least
+	// once (pmed --once).
+	bool allGroupsReported() const;
+	// Counters exposed as self-metrics.
+	void countScrape();
+	void countFrames(const std::string &service, uint64_t n);
+	void countProtocolError(const std::string &service);
+
+	struct Impl;
+
+private:
+	std::unique_ptr<Impl> impl_;
+};
+
+} // namespace pme::daemon

@@ -1,0 +1,1 @@
+/* SPDX-License-Identifier: ISC */ typedef int pme_placeholder_t;
