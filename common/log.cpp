@@ -30,7 +30,11 @@ const char *levelWord(int level)
 	}
 }
 
-void emit(int level, const std::string &msg)
+void emitAs(const std::string &tag, int level, const std::string &msg);
+
+void emit(int level, const std::string &msg) { emitAs(tag_, level, msg); }
+
+void emitAs(const std::string &tag, int level, const std::string &msg)
 {
 	if (level >= Debug && verbosity_ < 1)
 		return;
@@ -42,13 +46,13 @@ void emit(int level, const std::string &msg)
 		}
 		[[fallthrough]];
 	case Sink::Stderr: {
-		std::string out = tag_ + ": " + levelWord(level) + msg + "\n";
+		std::string out = tag + ": " + levelWord(level) + msg + "\n";
 		ssize_t r = ::write(STDERR_FILENO, out.data(), out.size());
 		(void)r;
 		return;
 	}
 	case Sink::Journal: {
-		std::string out = "<" + std::to_string(level) + ">" + tag_ + ": " + msg + "\n";
+		std::string out = "<" + std::to_string(level) + ">" + tag + ": " + msg + "\n";
 		ssize_t r = ::write(STDERR_FILENO, out.data(), out.size());
 		(void)r;
 		return;
@@ -58,7 +62,7 @@ void emit(int level, const std::string &msg)
 			openlog("pmed", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 			syslogOpen_ = true;
 		}
-		::syslog(level, "%s: %s", tag_.c_str(), msg.c_str());
+		::syslog(level, "%s: %s", tag.c_str(), msg.c_str());
 		return;
 	}
 }
@@ -116,6 +120,7 @@ std::string format(const char *fmt, ...)
 }
 
 void line(int level, const std::string &msg) { emit(level, msg); }
+void relay(const std::string &tag, int level, const std::string &msg) { emitAs(tag, level, msg); }
 
 #define PME_LOG_BODY(level, suffix)                 \
 	va_list ap;                                 \

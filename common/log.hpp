@@ -31,8 +31,11 @@ void setCallback(std::function<void(int level, const std::string &line)> cb);
 // Stderr when foreground, else Syslog.
 Sink defaultSink(bool foreground);
 
-// Emit a pre-formatted line at a level (used to relay a worker's LOG frames).
+// Emit a pre-formatted line at a level.
 void line(int level, const std::string &msg);
+// Emit a line on behalf of another process ("worker[nginx]"): a worker's
+// LOG frame relayed by the supervisor.
+void relay(const std::string &tag, int level, const std::string &msg);
 
 void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

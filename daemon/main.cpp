@@ -1,1 +1,187 @@
 // SPDX-License-Identifier: ISC
+// pmed: load the configuration, fork the spawner, drop privileges, serve.
+#include <getopt.h>
+#include <signal.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+
+#include <uv.h>
+
+#include "common/config_loader.hpp"
+#include "common/log.hpp"
+#include "pme_build.h"
+#include "proto/message.h"
+#include "spawner.hpp"
+#include "supervisor.hpp"
+
+namespace {
+
+using namespace pme;
+namespace log = common::log;
+
+void usage(FILE *out)
+{
+	std::fprintf(out,
+	    "usage: pmed [-dnv] [-f file] [--once] [--version] [--help]\n"
+	    "  -d         stay in the foreground and log to stderr\n"
+	    "  -f file    configuration file (default " PME_CONFIG_PATH ")\n"
+	    "  -n         check the configuration and exit\n"
+	    "  -v         more verbose (debug messages)\n"
+	    "  --once     collect every group once, print the exposition, exit\n"
+	    "  --version  print the version and exit\n"
+	    "  --help     print this help and exit\n");
+}
+
+bool underSystemd()
+{
+	return std::getenv("NOTIFY_SOCKET") != nullptr || std::getenv("JOURNAL_STREAM") != nullptr ||
+	    std::getenv("INVOCATION_ID") != nullptr;
+}
+
+int checkOnly(const common::Config &config, daemon::PrivMode mode)
+{
+	// -n checks what can be checked without starting anything: users and
+	// groups exist and root is allowed where used.  Development mode's
+	// refusal of other users is a property of how pmed is started, so it
+	// is reported as a note, not an error.
+	int errors = 0;
+	auto checkMode = mode == daemon::PrivMode::Development ? daemon::PrivMode::Capable : mode;
+	auto sup = daemon::supervisorIdentity(config, mode);
+	if (!sup) {
+		std::fprintf(stderr, "%s: %s\n", config.path.c_str(), sup.error().message.c_str());
+		return EX_NOUSER;
+	}
+	for (const auto &s : config.services) {
+		auto id = daemon::resolveServiceIdentity(s, *sup, checkMode);
+		if (!id) {
+			std::fprintf(stderr, "%s\n", id.error().str().c_str());
+			errors++;
+			continue;
+		}
+		if (mode == daemon::PrivMode::Development &&
+		    !daemon::resolveServiceIdentity(s, *sup, mode))
+			std::fprintf(stderr, "%s: note: service '%s' runs as '%s', which needs pmed "
+			    "to be started as root or through pmed.service\n",
+			    s.runAsWhere.str().c_str(), s.name.c_str(), id->user.c_str());
+	}
+	if (errors > 0)
+		return EX_CONFIG;
+	std::printf("configuration OK\n");
+	return EX_OK;
+}
+
+int run(int argc, char **argv)
+{
+	enum { OptOnce = 1000, OptVersion, OptHelp };
+	static const struct option longopts[] = {
+		{"once", no_argument, nullptr, OptOnce},
+		{"version", no_argument, nullptr, OptVersion},
+		{"help", no_argument, nullptr, OptHelp},
+		{nullptr, 0, nullptr, 0},
+	};
+	bool foreground = false, check = false, once = false;
+	int verbose = 0;
+	std::string path = PME_CONFIG_PATH;
+	int ch;
+	while ((ch = getopt_long(argc, argv, "df:nv", longopts, nullptr)) != -1) {
+		switch (ch) {
+		case 'd': foreground = true; break;
+		case 'f': path = optarg; break;
+		case 'n': check = true; break;
+		case 'v': verbose++; break;
+		case OptOnce: once = true; break;
+		case OptVersion: std::printf("pmed %s\n", PME_VERSION); return EX_OK;
+		case OptHelp: usage(stdout); return EX_OK;
+		default: usage(stderr); return EX_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	bool stayForeground = foreground || check || once || underSystemd();
+	log::init("pmed", log::defaultSink(stayForeground), verbose);
+	if (once && !foreground && std::getenv("JOURNAL_STREAM") == nullptr)
+		log::init("pmed", log::Sink::Stderr, verbose);
+
+	auto loaded = common::loadConfigFile(path);
+	if (!loaded) {
+		for (const auto &e : loaded.error())
+			std::fprintf(stderr, "%s\n", e.str().c_str());
+		std::fprintf(stderr, "%s: %zu error%s\n", path.c_str(), loaded.error().size(),
+		    loaded.error().size() == 1 ? "" : "s");
+		return EX_CONFIG;
+	}
+	common::Config config = std::move(*loaded);
+	daemon::PrivMode mode = daemon::detectPrivMode();
+	if (check)
+		return checkOnly(config, mode);
+
+	auto sup = daemon::supervisorIdentity(config, mode);
+	if (!sup)
+		log::fatalx(EX_NOUSER, "%s", sup.error().message.c_str());
+	if (!stayForeground && ::daemon(0, 0) < 0)
+		log::fatal(EX_OSERR, "daemon");
+
+	daemon::SpawnerOptions sopts;
+	sopts.configPath = path;
+	sopts.workerPath = daemon::defaultWorkerPath();
+	sopts.configFlags = once ? PME_CONFIG_ONCE : 0;
+	sopts.mode = mode;
+	sopts.supervisor = *sup;
+	sopts.verbosity = verbose;
+	log::info("pme %s starting (%s mode, %zu services)", PME_VERSION, daemon::toString(mode),
+	    config.services.size());
+	// The spawner is forked before anything else happens.
+	auto spawner = daemon::startSpawner(config, sopts);
+	if (!spawner)
+		log::fatalx(EX_OSERR, "%s", spawner.error().message.c_str());
+	auto dropped = daemon::dropSupervisorPrivileges(sopts);
+	if (!dropped) {
+		kill(spawner->pid, SIGTERM);
+		log::fatalx(EX_NOPERM, "%s", dropped.error().message.c_str());
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	daemon::SupervisorOptions opts;
+	opts.once = once;
+	common::Millis longest{0};
+	for (const auto &s : config.services)
+		for (const auto &g : s.groups)
+			longest = std::max(longest, g.timeout);
+	opts.onceTimeoutMs = static_cast<uint64_t>(longest.count()) + 10000;
+
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	int code;
+	{
+		daemon::Supervisor supervisor(&loop, std::move(config), std::move(*spawner), opts);
+		auto started = supervisor.start();
+		if (!started) {
+			log::warnx("%s", started.error().message.c_str());
+			return EX_UNAVAILABLE;
+		}
+		uv_run(&loop, UV_RUN_DEFAULT);
+		code = supervisor.exitCode();
+	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	return code;
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+	try {
+		return run(argc, argv);
+	} catch (const std::exception &e) {
+		std::fprintf(stderr, "pmed: fatal: %s\n", e.what());
+		return EX_SOFTWARE;
+	}
+}

@@ -1,1 +1,731 @@
 // SPDX-License-Identifier: ISC
+// The supervisor: reads worker frames, merges, serves HTTP, restarts workers.
+//
+// One libuv loop carries everything: the HTTP listeners, the spawner's
+// control socket, one stream socket per worker, signals and timers.  The
+// supervisor holds no capability; it asks the spawner to START or STOP a
+// service by name and receives each worker's socket back over SCM_RIGHTS.
+//
+// Every byte a worker sends is untrusted.  A WorkerLink decodes frames with
+// a bounded decoder, dispatches them through one table, and on the first
+// violation logs "protocol error: ...", closes the link and asks the spawner
+// to stop that worker; the store keeps that service's last data (marked by
+// pme_source_up 0) and every other service is untouched.  A worker that
+// exits is restarted with exponential backoff.
+#include "supervisor.hpp"
+
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "common/channel.hpp"
+#include "common/group_result.hpp"
+#include "common/log.hpp"
+#include "common/uv_handle.hpp"
+#include "http_server.hpp"
+#include "metric_store.hpp"
+#include "pme_build.h"
+#include "proto/message.h"
+
+#if PME_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+namespace pme::daemon {
+
+using common::closeHandle;
+using common::fail;
+using common::newHandle;
+using common::Result;
+namespace log = common::log;
+
+namespace {
+
+double wallNow()
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// A worker's LOG text, made safe for one log line.
+std::string sanitize(const std::string &s, size_t max)
+{
+	std::string out;
+	out.reserve(std::min(s.size(), max));
+	for (unsigned char c : s) {
+		if (out.size() >= max) {
+			out += "...";
+			break;
+		}
+		out += c < 0x20 || c == 0x7f ? ' ' : static_cast<char>(c);
+	}
+	return out;
+}
+
+constexpr uint64_t kBackoffFirstMs = 1000;
+constexpr uint64_t kBackoffMaxMs = 300000;
+constexpr double kHealthyAfter = 60;   // seconds of running that reset backoff
+
+} // namespace
+
+struct ServiceRuntime;
+
+// One connected worker: its socket, decoder and result assembler.
+class WorkerLink {
+public:
+	WorkerLink(Supervisor::Impl &sup, ServiceRuntime &svc, int fd, pid_t pid);
+	~WorkerLink();
+	WorkerLink(const WorkerLink &) = delete;
+	WorkerLink &operator=(const WorkerLink &) = delete;
+
+	Result<void> open();
+	pid_t pid() const { return pid_; }
+
+private:
+	static void onAlloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) noexcept;
+	static void onRead(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) noexcept;
+	void received(const char *data, size_t len);
+	Result<void> dispatch(const pme_proto_frame &f);
+	Result<void> onHello(const pme_proto_frame &f);
+	Result<void> onGroup(const pme_proto_frame &f);
+	Result<void> onLog(const pme_proto_frame &f);
+	Result<void> onBye(const pme_proto_frame &f);
+
+	Supervisor::Impl &sup_;
+	ServiceRuntime &svc_;
+	int fd_;
+	pid_t pid_;
+	uv_pipe_t *pipe_ = nullptr;
+	common::FrameDecoder decoder_{PME_PROTO_MAX_PAYLOAD};
+	common::GroupResultAssembler assembler_;
+	bool hello_ = false;
+	bool bye_ = false;
+	uint64_t frames_ = 0;
+	char buf_[64 * 1024];
+};
+
+struct ServiceRuntime {
+	const common::ServiceConfig *config = nullptr;
+	std::unique_ptr<WorkerLink> link;
+	pid_t pid = -1;
+	WorkerState state = WorkerState::Starting;
+	uv_timer_t *restart = nullptr;
+	uint64_t backoffMs = kBackoffFirstMs;
+	double startedAt = 0;
+	bool stopping = false;        // a STOP was sent; its exit is expected
+};
+
+struct Supervisor::Impl {
+	uv_loop_t *loop;
+	common::Config config;
+	SpawnerHandle spawner;
+	SupervisorOptions opts;
+	MetricStore store;
+	std::map<std::string, ServiceRuntime> services;
+	std::vector<std::unique_ptr<HttpServer>> servers;
+	uv_poll_t *spawnerPoll = nullptr;
+	uv_signal_t *sigterm = nullptr, *sigint = nullptr, *sighup = nullptr, *sigchld = nullptr;
+	uv_timer_t *tick = nullptr;
+	uv_timer_t *shutdownTimer = nullptr;
+	bool shuttingDown = false;
+	bool spawnerGone = false;
+	int exitCode = 0;
+	double onceDeadline = 0;
+
+	Impl(uv_loop_t *l, common::Config c, SpawnerHandle s, SupervisorOptions o)
+	    : loop(l), config(std::move(c)), spawner(std::move(s)), opts(o), store(config)
+	{
+		for (const auto &svc : config.services)
+			services[svc.name].config = &svc;
+	}
+
+	Result<void> start();
+	void sendToSpawner(uint8_t type, const std::string &service);
+	void startService(ServiceRuntime &svc);
+	void stopService(ServiceRuntime &svc, const std::string &why);
+	void scheduleRestart(ServiceRuntime &svc);
+	void onSpawnerReadable();
+	void onSpawnerMessage(const pme_proto_frame &f, std::vector<common::UniqueFd> &fds);
+	void linkFailed(ServiceRuntime &svc, const std::string &why);
+	void onTick();
+	void reapSpawner();
+	void shutdown(int code);
+	void finish();
+	HttpResponse route(const HttpRequest &req, bool healthOnly);
+};
+
+// ---- WorkerLink -------------------------------------------------------------
+
+WorkerLink::WorkerLink(Supervisor::Impl &sup, ServiceRuntime &svc, int fd, pid_t pid)
+    : sup_(sup), svc_(svc), fd_(fd), pid_(pid)
+{
+}
+
+WorkerLink::~WorkerLink()
+{
+	if (pipe_ != nullptr) {
+		closeHandle(pipe_);   // closes fd_ too
+	} else if (fd_ >= 0) {
+		::close(fd_);
+	}
+}
+
+Result<void> WorkerLink::open()
+{
+	if (!decoder_.ok())
+		return fail("out of memory");
+	pipe_ = newHandle<uv_pipe_t>(this);
+	uv_pipe_init(sup_.loop, pipe_, 0);
+	int r = uv_pipe_open(pipe_, fd_);
+	if (r == 0)
+		r = uv_read_start(reinterpret_cast<uv_stream_t *>(pipe_), onAlloc, onRead);
+	if (r != 0)
+		return fail(std::string("worker socket: ") + uv_strerror(r));
+	return {};
+}
+
+void WorkerLink::onAlloc(uv_handle_t *h, size_t, uv_buf_t *buf) noexcept
+{
+	auto *self = static_cast<WorkerLink *>(h->data);
+	if (self == nullptr) {
+		*buf = uv_buf_init(nullptr, 0);
+		return;
+	}
+	*buf = uv_buf_init(self->buf_, sizeof(self->buf_));
+}
+
+void WorkerLink::onRead(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) noexcept
+{
+	auto *self = static_cast<WorkerLink *>(s->data);
+	if (self == nullptr || n == 0)
+		return;
+	ServiceRuntime &svc = self->svc_;
+	Supervisor::Impl &sup = self->sup_;
+	if (n < 0) {
+		std::string why;
+		if (n != UV_EOF)
+			why = std::string("reading its socket: ") + uv_strerror(static_cast<int>(n));
+		else if (pme_proto_decoder_pending(self->decoder_.get()) != 0)
+			why = "protocol error: truncated frame at end of stream";
+		// A plain EOF: the worker is exiting; WORKER_EXITED tells why.
+		if (!why.empty())
+			sup.linkFailed(svc, why);
+		else
+			svc.link.reset();
+		return;
+	}
+	try {
+		self->received(buf->base, static_cast<size_t>(n));
+	} catch (const std::bad_alloc &) {
+		sup.linkFailed(svc, "out of memory decoding its frames");
+	}
+}
+
+void WorkerLink::received(const char *data, size_t len)
+{
+	ServiceRuntime &svc = svc_;
+	Supervisor::Impl &sup = sup_;
+	while (len > 0) {
+		size_t took = pme_proto_decoder_feed(decoder_.get(), data, len);
+		data += took;
+		len -= took;
+		uint64_t frames = 0;
+		pme_proto_frame f;
+		int r;
+		while ((r = pme_proto_decoder_next(decoder_.get(), &f)) == 1) {
+			frames++;
+			auto ok = dispatch(f);
+			if (!ok) {
+				sup.store.countFrames(svc.config->name, frames);
+				// Destroys this link: return at once.
+				sup.linkFailed(svc, "protocol error: " + ok.error().message);
+				return;
+			}
+		}
+		sup.store.countFrames(svc.config->name, frames);
+		if (r < 0) {
+			sup.linkFailed(svc, std::string("protocol error: ") + pme_proto_strerror(r));
+			return;
+		}
+		if (took == 0 && len > 0) {
+			sup.linkFailed(svc, "protocol error: decoder made no progress");
+			return;
+		}
+	}
+}
+
+Result<void> WorkerLink::dispatch(const pme_proto_frame &f)
+{
+	using Handler = Result<void> (WorkerLink::*)(const pme_proto_frame &);
+	static const std::map<uint8_t, Handler> table = {
+		{PME_MSG_HELLO, &WorkerLink::onHello},
+		{PME_MSG_GROUP_BEGIN, &WorkerLink::onGroup},
+		{PME_MSG_GROUP_DATA, &WorkerLink::onGroup},
+		{PME_MSG_GROUP_END, &WorkerLink::onGroup},
+		{PME_MSG_LOG, &WorkerLink::onLog},
+		{PME_MSG_BYE, &WorkerLink::onBye},
+	};
+	frames_++;
+	auto it = table.find(f.type);
+	if (it == table.end())
+		return fail(log::format("message type 0x%02x is not one a worker sends", f.type));
+	if (!hello_ && f.type != PME_MSG_HELLO && f.type != PME_MSG_LOG)
+		return fail("a frame came before HELLO");
+	if (bye_)
+		return fail("a frame came after BYE");
+	return (this->*(it->second))(f);
+}
+
+Result<void> WorkerLink::onHello(const pme_proto_frame &f)
+{
+	pme_proto_hello m;
+	int r = pme_proto_decode_hello(&f, &m);
+	if (r != 0)
+		return fail(std::string("HELLO: ") + pme_proto_strerror(r));
+	if (hello_)
+		return fail("a second HELLO");
+	if (m.version != PME_PROTO_VERSION)
+		return fail("HELLO: protocol version " + std::to_string(m.version) +
+		    ", expected " + std::to_string(PME_PROTO_VERSION));
+	if (static_cast<pid_t>(m.pid) != pid_)
+		return fail("HELLO: pid " + std::to_string(m.pid) + ", but the spawner started pid " +
+		    std::to_string(pid_));
+	if (common::toString(m.service) != svc_.config->name)
+		return fail("HELLO: service '" + sanitize(common::toString(m.service), 64) +
+		    "', expected '" + svc_.config->name + "'");
+	hello_ = true;
+	svc_.state = WorkerState::Running;
+	sup_.store.setWorkerState(svc_.config->name, WorkerState::Running, pid_, "", wallNow());
+	log::debug("worker[%s]: running as uid %u gid %u (pid %d)", svc_.config->name.c_str(),
+	    m.uid, m.gid, static_cast<int>(pid_));
+	return {};
+}
+
+Result<void> WorkerLink::onGroup(const pme_proto_frame &f)
+{
+	auto r = assembler_.feed(f);
+	if (!r)
+		return tl::unexpected(r.error());
+	if (!*r)
+		return {};
+	auto applied = sup_.store.apply(svc_.config->name, **r, wallNow());
+	if (!applied)
+		return fail("group '" + sanitize((*r)->group, 64) + "': " + applied.error().message);
+	return {};
+}
+
+Result<void> WorkerLink::onLog(const pme_proto_frame &f)
+{
+	pme_proto_log m;
+	int r = pme_proto_decode_log(&f, &m);
+	if (r != 0)
+		return fail(std::string("LOG: ") + pme_proto_strerror(r));
+	int level = std::clamp<int>(m.priority, log::Error, log::Debug);
+	log::relay("worker[" + svc_.config->name + "]", level,
+	    sanitize(common::toString(m.message), 2048));
+	return {};
+}
+
+Result<void> WorkerLink::onBye(const pme_proto_frame &f)
+{
+	int r = pme_proto_decode_empty(&f);
+	if (r != 0)
+		return fail(std::string("BYE: ") + pme_proto_strerror(r));
+	bye_ = true;
+	return {};
+}
+
+// ---- Supervisor::Impl -------------------------------------------------------
+
+void Supervisor::Impl::sendToSpawner(uint8_t type, const std::string &service)
+{
+	if (spawnerGone || !spawner.control)
+		return;
+	common::FrameWriter w;
+	pme_proto_encode_name(w.get(), type, service.data(), service.size());
+	auto r = common::writeFrame(spawner.control.get(), *w);
+	if (!r)
+		log::warnx("to spawner: %s", r.error().message.c_str());
+}
+
+void Supervisor::Impl::startService(ServiceRuntime &svc)
+{
+	svc.state = WorkerState::Starting;
+	svc.stopping = false;
+	svc.startedAt = wallNow();
+	store.setWorkerState(svc.config->name, WorkerState::Starting, -1, "", svc.startedAt);
+	sendToSpawner(PME_MSG_START, svc.config->name);
+}
+
+void Supervisor::Impl::stopService(ServiceRuntime &svc, const std::string &why)
+{
+	svc.link.reset();
+	if (svc.pid > 0 && !svc.stopping) {
+		svc.stopping = true;
+		sendToSpawner(PME_MSG_STOP, svc.config->name);
+	}
+	if (!why.empty())
+		log::warnx("worker[%s]: %s; stopping it", svc.config->name.c_str(), why.c_str());
+}
+
+void Supervisor::Impl::linkFailed(ServiceRuntime &svc, const std::string &why)
+{
+	if (why.rfind("protocol error", 0) == 0)
+		store.countProtocolError(svc.config->name);
+	stopService(svc, why);
+	svc.state = WorkerState::Restarting;
+	store.setWorkerState(svc.config->name, WorkerState::Restarting, svc.pid, why, wallNow());
+}
+
+void Supervisor::Impl::scheduleRestart(ServiceRuntime &svc)
+{
+	if (shuttingDown || opts.once)
+		return;
+	double ran = wallNow() - svc.startedAt;
+	if (ran >= kHealthyAfter)
+		svc.backoffMs = kBackoffFirstMs;
+	uint64_t delay = svc.backoffMs;
+	svc.backoffMs = std::min(svc.backoffMs * 2, kBackoffMaxMs);
+	if (svc.restart == nullptr) {
+		svc.restart = newHandle<uv_timer_t>(&svc);
+		uv_timer_init(loop, svc.restart);
+	}
+	svc.restart->data = this;
+	uv_timer_start(svc.restart, [](uv_timer_t *t) noexcept {
+		auto *self = static_cast<Impl *>(t->data);
+		if (self == nullptr)
+			return;
+		for (auto &[name, s] : self->services)
+			if (s.restart == t && !self->shuttingDown)
+				self->startService(s);
+	}, delay, 0);
+	store.countRestart(svc.config->name);
+	log::info("worker[%s]: restarting in %.0fs", svc.config->name.c_str(),
+	    static_cast<double>(delay) / 1000);
+}
+
+void Supervisor::Impl::onSpawnerReadable()
+{
+	for (;;) {
+		std::vector<uint8_t> buf;
+		std::vector<common::UniqueFd> fds;
+		ssize_t peek = recv(spawner.control.get(), nullptr, 0, MSG_DONTWAIT | MSG_PEEK);
+		if (peek < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		auto n = common::recvDatagram(spawner.control.get(), buf, fds);
+		if (!n || *n == 0) {
+			if (!shuttingDown)
+				log::warnx("the spawner closed its socket%s%s",
+				    n ? "" : ": ", n ? "" : n.error().message.c_str());
+			spawnerGone = true;
+			closeHandle(spawnerPoll);
+			if (!shuttingDown)
+				shutdown(EX_SOFTWARE);
+			return;
+		}
+		common::FrameDecoder dec(PME_PROTO_MAX_PAYLOAD);
+		pme_proto_frame f;
+		size_t took = pme_proto_decoder_feed(dec.get(), buf.data(), buf.size());
+		int r = pme_proto_decoder_next(dec.get(), &f);
+		if (r != 1 || took != buf.size() || pme_proto_decoder_pending(dec.get()) != 0) {
+			log::warnx("protocol error: from the spawner: %s",
+			    r < 0 ? pme_proto_strerror(r) : "incomplete datagram");
+			continue;
+		}
+		onSpawnerMessage(f, fds);
+	}
+}
+
+void Supervisor::Impl::onSpawnerMessage(const pme_proto_frame &f,
+    std::vector<common::UniqueFd> &fds)
+{
+	int r = 0;
+	switch (f.type) {
+	case PME_MSG_WORKER_READY: {
+		pme_proto_worker_ready m;
+		if ((r = pme_proto_decode_worker_ready(&f, &m)) != 0)
+			break;
+		auto it = services.find(common::toString(m.service));
+		if (it == services.end() || fds.size() != 1) {
+			log::warnx("protocol error: WORKER_READY for '%s' with %zu descriptors",
+			    sanitize(common::toString(m.service), 64).c_str(), fds.size());
+			return;
+		}
+		ServiceRuntime &svc = it->second;
+		svc.pid = static_cast<pid_t>(m.pid);
+		svc.link = std::make_unique<WorkerLink>(*this, svc, fds[0].release(), svc.pid);
+		auto opened = svc.link->open();
+		if (!opened)
+			linkFailed(svc, opened.error().message);
+		else if (shuttingDown)
+			stopService(svc, "");
+		return;
+	}
+	case PME_MSG_WORKER_EXITED: {
+		pme_proto_worker_exited m;
+		if ((r = pme_proto_decode_worker_exited(&f, &m)) != 0)
+			break;
+		auto it = services.find(common::toString(m.service));
+		if (it == services.end())
+			return;
+		ServiceRuntime &svc = it->second;
+		std::string how = m.signal != 0
+		    ? log::format("was killed by signal %d (%s)", m.signal, strsignal(m.signal))
+		    : log::format("exited with status %d", m.exit_code);
+		svc.link.reset();
+		svc.pid = -1;
+		bool expected = svc.stopping || shuttingDown;
+		svc.stopping = false;
+		if (expected) {
+			log::debug("worker[%s] (pid %u) %s", svc.config->name.c_str(), m.pid, how.c_str());
+		} else {
+			const char *hint = m.exit_code == EX_NOPERM ? " (its self check failed)"
+			    : m.exit_code == EX_CONFIG ? " (it rejected its configuration)" : "";
+			log::warnx("worker[%s] (pid %u) %s%s", svc.config->name.c_str(), m.pid,
+			    how.c_str(), hint);
+		}
+		svc.state = WorkerState::Restarting;
+		store.setWorkerState(svc.config->name, WorkerState::Restarting, -1, "worker " + how,
+		    wallNow());
+		scheduleRestart(svc);
+		return;
+	}
+	case PME_MSG_START_FAILED: {
+		pme_proto_start_failed m;
+		if ((r = pme_proto_decode_start_failed(&f, &m)) != 0)
+			break;
+		auto it = services.find(common::toString(m.service));
+		if (it == services.end())
+			return;
+		std::string reason = sanitize(common::toString(m.reason), 1024);
+		log::warnx("service '%s' not started: %s", it->first.c_str(), reason.c_str());
+		it->second.state = WorkerState::Refused;
+		store.setWorkerState(it->first, WorkerState::Refused, -1, reason, wallNow());
+		return;
+	}
+	case PME_MSG_RELOADED: {
+		pme_proto_reloaded m;
+		if ((r = pme_proto_decode_reloaded(&f, &m)) != 0)
+			break;
+		if (!m.ok)
+			log::warnx("spawner: reload refused: %s",
+			    sanitize(common::toString(m.message), 4096).c_str());
+		return;
+	}
+	default:
+		log::warnx("protocol error: message type 0x%02x from the spawner", f.type);
+		return;
+	}
+	log::warnx("protocol error: from the spawner: %s", pme_proto_strerror(r));
+}
+
+void Supervisor::Impl::onTick()
+{
+	double now = wallNow();
+	store.expire(now);
+	if (!opts.once)
+		return;
+	bool done = store.allGroupsReported();
+	if (!done && now < onceDeadline)
+		return;
+	auto body = store.exposition();
+	fwrite(body->data(), 1, body->size(), stdout);
+	fflush(stdout);
+	if (!done)
+		log::warnx("--once: not every group reported within %.0fs",
+		    static_cast<double>(opts.onceTimeoutMs) / 1000);
+	bool refused = false;
+	for (const auto &[name, s] : services)
+		refused = refused || s.state == WorkerState::Refused;
+	shutdown(done && !refused ? 0 : EX_UNAVAILABLE);
+}
+
+void Supervisor::Impl::reapSpawner()
+{
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid != spawner.pid)
+			continue;
+		spawner.pid = -1;
+		spawnerGone = true;
+		if (!shuttingDown) {
+			log::warnx("the spawner (pid %d) exited unexpectedly (%s %d); stopping",
+			    static_cast<int>(pid), WIFSIGNALED(status) ? "signal" : "status",
+			    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+			shutdown(EX_SOFTWARE);
+		}
+	}
+	if (shuttingDown && spawner.pid < 0)
+		finish();
+}
+
+// Stop serving, let the spawner take every worker down, then leave the loop.
+void Supervisor::Impl::shutdown(int code)
+{
+	if (shuttingDown)
+		return;
+	shuttingDown = true;
+	exitCode = code;
+#if PME_HAVE_SYSTEMD
+	sd_notify(0, "STOPPING=1");
+#endif
+	for (auto &s : servers)
+		s->close();
+	closeHandle(tick);
+	for (auto &[name, svc] : services) {
+		svc.link.reset();
+		closeHandle(svc.restart);
+	}
+	// EOF on its control socket makes the spawner stop every worker and exit.
+	closeHandle(spawnerPoll);
+	spawner.control.reset();
+	if (spawner.pid < 0) {
+		finish();
+		return;
+	}
+	shutdownTimer = newHandle<uv_timer_t>(this);
+	uv_timer_init(loop, shutdownTimer);
+	uv_timer_start(shutdownTimer, [](uv_timer_t *t) noexcept {
+		auto *self = static_cast<Impl *>(t->data);
+		if (self == nullptr || self->spawner.pid < 0)
+			return;
+		log::warnx("the spawner did not exit; killing it");
+		kill(self->spawner.pid, SIGKILL);
+	}, 10000, 0);
+}
+
+void Supervisor::Impl::finish()
+{
+	closeHandle(shutdownTimer);
+	closeHandle(sigterm);
+	closeHandle(sigint);
+	closeHandle(sighup);
+	closeHandle(sigchld);
+	servers.clear();
+}
+
+HttpResponse Supervisor::Impl::route(const HttpRequest &req, bool healthOnly)
+{
+	HttpResponse res;
+	auto text = [&](int status, std::string body) {
+		res.status = status;
+		res.body = std::make_shared<const std::string>(std::move(body));
+	};
+	if (req.path == "/metrics" && !healthOnly) {
+		store.countScrape();
+		res.contentType = "text/plain; version=0.0.4; charset=utf-8";
+		res.body = store.exposition();
+	} else if (req.path == "/health") {
+		bool healthy = false;
+		res.contentType = "application/json";
+		text(0, store.healthJson(&healthy, wallNow()));
+		res.status = healthy ? 200 : 503;
+	} else if (req.path == "/-/healthy") {
+		text(200, "OK\n");
+	} else if (req.path == "/-/ready") {
+		bool ready = store.allGroupsReported();
+		text(ready ? 200 : 503, ready ? "Ready\n" : "Not ready: not every group has reported\n");
+	} else if (req.path == "/" && !healthOnly) {
+		res.contentType = "text/html; charset=utf-8";
+		text(200, "<!DOCTYPE html>\n<html><head><title>pme</title></head><body>\n"
+		    "<h1>pme " PME_VERSION "</h1>\n<p>Privilege-separated Prometheus exporter.</p>\n"
+		    "<ul>\n<li><a href=\"/metrics\">/metrics</a></li>\n"
+		    "<li><a href=\"/health\">/health</a></li>\n</ul>\n</body></html>\n");
+	} else {
+		text(404, "Not Found\n");
+	}
+	return res;
+}
+
+Result<void> Supervisor::Impl::start()
+{
+	if (!opts.once) {
+		std::vector<std::pair<std::string, bool>> listeners;
+		for (const auto &a : config.exporter.listen)
+			listeners.emplace_back(a, false);
+		if (!config.exporter.healthListen.empty())
+			listeners.emplace_back(config.exporter.healthListen, true);
+		for (const auto &[addr, healthOnly] : listeners) {
+			bool h = healthOnly;
+			auto server = std::make_unique<HttpServer>(loop,
+			    [this, h](const HttpRequest &req) { return route(req, h); });
+			auto r = server->listen(addr);
+			if (!r)
+				return fail("listen " + addr + ": " + r.error().message);
+			log::info("listening on %s%s", addr.c_str(), h ? " (health only)" : "");
+			servers.push_back(std::move(server));
+		}
+	} else {
+		onceDeadline = wallNow() + static_cast<double>(opts.onceTimeoutMs) / 1000;
+	}
+
+	spawnerPoll = newHandle<uv_poll_t>(this);
+	uv_poll_init(loop, spawnerPoll, spawner.control.get());
+	uv_poll_start(spawnerPoll, UV_READABLE | UV_DISCONNECT, [](uv_poll_t *p, int, int) noexcept {
+		if (auto *self = static_cast<Impl *>(p->data))
+			self->onSpawnerReadable();
+	});
+
+	auto onSignal = [](uv_signal_t *s, int signum) noexcept {
+		auto *self = static_cast<Impl *>(s->data);
+		if (self == nullptr)
+			return;
+		if (signum == SIGCHLD) {
+			self->reapSpawner();
+		} else if (signum == SIGHUP) {
+			log::warnx("SIGHUP: reloading the configuration in place is not available in "
+			    "this version; restart pmed to apply changes");
+		} else {
+			log::info("%s: shutting down", strsignal(signum));
+			self->shutdown(0);
+		}
+	};
+	for (auto [h, sig] : {std::pair{&sigterm, SIGTERM}, {&sigint, SIGINT}, {&sighup, SIGHUP},
+	    {&sigchld, SIGCHLD}}) {
+		*h = newHandle<uv_signal_t>(this);
+		uv_signal_init(loop, *h);
+		uv_signal_start(*h, onSignal, sig);
+	}
+	// The spawner may have died before the handler was installed.
+	reapSpawner();
+
+	tick = newHandle<uv_timer_t>(this);
+	uv_timer_init(loop, tick);
+	uv_timer_start(tick, [](uv_timer_t *t) noexcept {
+		if (auto *self = static_cast<Impl *>(t->data))
+			self->onTick();
+	}, opts.once ? 100 : 1000, opts.once ? 100 : 1000);
+
+	for (auto &[name, svc] : services)
+		startService(svc);
+#if PME_HAVE_SYSTEMD
+	sd_notify(0, "READY=1");
+#endif
+	return {};
+}
+
+// ---- Supervisor ---------------------------------------------------------------
+
+Supervisor::Supervisor(uv_loop_t *loop, common::Config config, SpawnerHandle spawner,
+    SupervisorOptions opts)
+    : impl_(std::make_unique<Impl>(loop, std::move(config), std::move(spawner), opts))
+{
+}
+
+Supervisor::~Supervisor() = default;
+
+Result<void> Supervisor::start() { return impl_->start(); }
+
+int Supervisor::exitCode() const { return impl_->exitCode; }
+
+} // namespace pme::daemon

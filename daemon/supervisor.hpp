@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: ISC
+// The supervisor: reads worker frames, merges, serves HTTP, restarts workers.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+
+#include "common/config.hpp"
+#include "common/error.hpp"
+#include "spawner.hpp"
+
+namespace pme::daemon {
+
+struct SupervisorOptions {
+	bool once = false;            // --once: print one exposition and exit
+	uint64_t onceTimeoutMs = 0;   // give up waiting for groups after this
+};
+
+class Supervisor {
+public:
+	Supervisor(uv_loop_t *loop, common::Config config, SpawnerHandle spawner,
+	    SupervisorOptions opts);
+	~Supervisor();
+	Supervisor(const Supervisor &) = delete;
+	Supervisor &operator=(const Supervisor &) = delete;
+
+	// Listen, watch the spawner and signals, and start every service.
+	common::Result<void> start();
+	// The process exit status once the loop has ended.
+	int exitCode() const;
+
+	struct Impl;
+
+private:
+	std::unique_ptr<Impl> impl_;
+};
+
+} // namespace pme::daemon
