@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
+#include <unordered_map>
 
 #include "error.hpp"
 #include "metric.hpp"
@@ -29,6 +31,7 @@ public:
 		size_t maxSeries = 100000;     // samples in one result
 		size_t maxFamilies = 10000;
 		size_t maxErrorText = 4096;    // longer error strings are cut
+		size_t maxBytes = 64u << 20;   // names, labels and texts of one result
 	};
 
 	GroupResultAssembler() = default;
@@ -42,10 +45,15 @@ public:
 	void reset();
 
 private:
+	Result<void> addRecords(const pme_proto_frame &frame);
+
 	Limits limits_;
 	bool open_ = false;
 	GroupResult current_;
 	size_t series_ = 0;
+	size_t bytes_ = 0;
+	std::unordered_map<std::string, size_t> familyIndex_;
+	size_t family_ = 0;     // 1 + index of the family SAMPLEs belong to; 0: none yet
 };
 
 } // namespace pme::common
