@@ -1,1 +1,753 @@
 // SPDX-License-Identifier: ISC
+// Minimal HTTP/1.1 server on libuv + llhttp: GET/HEAD, keep-alive, limits.
+//
+// Each accepted client is a Connection on the heap owning its uv_tcp_t, a
+// uv_timer_t and its llhttp_t; it is deleted by the close callback of the
+// last of its two handles, never before.  A connection answers one request
+// at a time: when llhttp completes a message, the handler runs, the
+// response is queued with uv_write, and the parser is paused (the
+// on_message_complete callback returns HPE_PAUSED) and reading stopped.
+// Bytes already received after that message (pipelined requests) are kept
+// and parsed when the write callback reports the response sent, so
+// pipelined requests are answered in order and a client that sends without
+// reading cannot make the server queue responses without bound.
+//
+// One timer per connection enforces the limits against slow clients: from
+// the first byte of a request until its response is written, the request
+// timeout runs (a fresh connection gets the same budget for its first
+// request); between keep-alive requests, the idle timeout.  Size limits
+// are checked in the llhttp data callbacks, before anything is buffered,
+// and turn into 414, 431 or 413 followed by closing the connection.
+#include "http_server.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <llhttp.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <ctime>
+#include <unordered_set>
+
+#include "common/log.hpp"
+
+namespace pme::daemon {
+
+const std::string *HttpRequest::header(const std::string &lowerName) const
+{
+	for (const auto &[n, v] : headers)
+		if (n == lowerName)
+			return &v;
+	return nullptr;
+}
+
+namespace {
+
+constexpr size_t MaxBodyBytes = 64 * 1024;
+constexpr size_t ReadBufferBytes = 64 * 1024;
+
+const char *reasonPhrase(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+	}
+}
+
+std::string httpDate()
+{
+	time_t now = ::time(nullptr);
+	tm t{};
+	::gmtime_r(&now, &t);
+	char buf[64];
+	size_t n = ::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &t);
+	return std::string(buf, n);
+}
+
+bool iequals(const std::string &a, const char *b)
+{
+	size_t n = std::char_traits<char>::length(b);
+	if (a.size() != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (std::tolower(static_cast<unsigned char>(a[i])) != b[i])
+			return false;
+	return true;
+}
+
+// Header text from the handler must not break the framing.
+bool safeHeaderText(const std::string &s)
+{
+	return s.find_first_of("\r\n") == std::string::npos;
+}
+
+std::shared_ptr<const std::string> textBody(int status)
+{
+	return std::make_shared<const std::string>(std::string(reasonPhrase(status)) + "\n");
+}
+
+struct Listener {
+	uv_tcp_t tcp;
+	HttpServer::Impl *server;
+};
+
+// A client over the connection limit: accepted, then closed at once.
+struct Rejected {
+	uv_tcp_t tcp;
+};
+
+struct Connection;
+
+struct WriteReq {
+	uv_write_t req;
+	Connection *conn;
+	std::string head;
+	std::shared_ptr<const std::string> body;
+};
+
+} // namespace
+
+struct HttpServer::Impl {
+	uv_loop_t *loop;
+	Handler handler;
+	HttpLimits limits;
+	std::vector<Listener *> listeners;
+	std::unordered_set<Connection *> conns;
+	uint64_t served = 0;
+	bool closed = false;
+
+	Impl(uv_loop_t *l, Handler h, HttpLimits lim) : loop(l), handler(std::move(h)), limits(lim) {}
+	void closeAll();
+	static void onConnection(uv_stream_t *stream, int status) noexcept;
+};
+
+namespace {
+
+struct Connection {
+	HttpServer::Impl *server; // null once closing
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	int openHandles = 0;
+	llhttp_t parser;
+
+	HttpRequest req;
+	std::string field;
+	std::string value;
+	size_t urlBytes = 0;
+	size_t headerBytes = 0;
+	size_t bodyBytes = 0;
+	int refuse = 0;         // status chosen by a callback that stopped the parser
+	bool keepAlive = true;
+	bool http10 = false;
+
+	bool inRequest = false; // bytes of a request seen, response not sent
+	bool writing = false;
+	bool closing = false;
+	bool closeAfterWrite = false;
+	bool reading = false;
+	std::string pending;    // received after a complete message, not parsed yet
+
+	explicit Connection(HttpServer::Impl *s) : server(s) {}
+
+	void start();
+	void close();
+	void arm(uint64_t ms);
+	void startReading();
+	void stopReading();
+	void execute(const char *data, size_t len);
+	void dispatch();
+	void send(const HttpResponse &resp, bool headOnly, bool closeAfter);
+	void sendError(int status);
+	void writeDone(int status);
+	void timeout();
+
+	static const llhttp_settings_t *settings();
+	static Connection *of(llhttp_t *p) { return static_cast<Connection *>(p->data); }
+
+	static int onMessageBegin(llhttp_t *p) noexcept;
+	static int onUrl(llhttp_t *p, const char *at, size_t len) noexcept;
+	static int onHeaderField(llhttp_t *p, const char *at, size_t len) noexcept;
+	static int onHeaderValue(llhttp_t *p, const char *at, size_t len) noexcept;
+	static int onHeaderValueComplete(llhttp_t *p) noexcept;
+	static int onHeadersComplete(llhttp_t *p) noexcept;
+	static int onBody(llhttp_t *p, const char *at, size_t len) noexcept;
+	static int onMessageComplete(llhttp_t *p) noexcept;
+
+	static void onAlloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) noexcept;
+	static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept;
+	static void onWrite(uv_write_t *w, int status) noexcept;
+	static void onTimer(uv_timer_t *t) noexcept;
+	static void onClose(uv_handle_t *h) noexcept;
+};
+
+const llhttp_settings_t *Connection::settings()
+{
+	static const llhttp_settings_t s = [] {
+		llhttp_settings_t v;
+		llhttp_settings_init(&v);
+		v.on_message_begin = onMessageBegin;
+		v.on_url = onUrl;
+		v.on_header_field = onHeaderField;
+		v.on_header_value = onHeaderValue;
+		v.on_header_value_complete = onHeaderValueComplete;
+		v.on_headers_complete = onHeadersComplete;
+		v.on_body = onBody;
+		v.on_message_complete = onMessageComplete;
+		return v;
+	}();
+	return &s;
+}
+
+void Connection::start()
+{
+	llhttp_init(&parser, HTTP_REQUEST, settings());
+	parser.data = this;
+	uv_tcp_nodelay(&tcp, 1);
+	arm(server->limits.requestTimeoutMs);
+	startReading();
+}
+
+void Connection::close()
+{
+	if (closing)
+		return;
+	closing = true;
+	if (server) {
+		server->conns.erase(this);
+		server = nullptr;
+	}
+	uv_close(reinterpret_cast<uv_handle_t *>(&tcp), onClose);
+	uv_close(reinterpret_cast<uv_handle_t *>(&timer), onClose);
+}
+
+void Connection::arm(uint64_t ms)
+{
+	uv_timer_start(&timer, onTimer, ms, 0);
+}
+
+void Connection::startReading()
+{
+	if (reading || closing)
+		return;
+	int r = uv_read_start(reinterpret_cast<uv_stream_t *>(&tcp), onAlloc, onRead);
+	if (r < 0) {
+		common::log::debug("http: read: %s", uv_strerror(r));
+		close();
+		return;
+	}
+	reading = true;
+}
+
+void Connection::stopReading()
+{
+	if (!reading)
+		return;
+	uv_read_stop(reinterpret_cast<uv_stream_t *>(&tcp));
+	reading = false;
+}
+
+void Connection::execute(const char *data, size_t len)
+{
+	llhttp_errno_t err = llhttp_execute(&parser, data, len);
+	if (closing)
+		return;
+	if (err == HPE_OK)
+		return;
+	if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+		// A response is on its way; keep what follows for later.
+		const char *pos = llhttp_get_error_pos(&parser);
+		if (err == HPE_PAUSED_UPGRADE)
+			closeAfterWrite = true;
+		if (!closeAfterWrite && pos && pos >= data && pos < data + len)
+			pending.assign(pos, static_cast<size_t>(data + len - pos));
+		stopReading();
+		return;
+	}
+	common::log::debug("http: bad request: %s (%s)", llhttp_errno_name(err),
+	    llhttp_get_error_reason(&parser) ? llhttp_get_error_reason(&parser) : "");
+	sendError(refuse ? refuse : 400);
+}
+
+void Connection::dispatch()
+{
+	HttpResponse resp;
+	bool head = req.method == "HEAD";
+	if (req.method != "GET" && !head) {
+		resp.status = 405;
+		resp.body = textBody(405);
+		resp.headers.emplace_back("Allow", "GET, HEAD");
+	} else {
+		try {
+			resp = server->handler(req);
+		} catch (const std::exception &e) {
+			common::log::warnx("http: %s %s: %s", req.method.c_str(), req.path.c_str(),
+			    e.what());
+			resp = HttpResponse();
+			resp.status = 500;
+			resp.body = textBody(500);
+		}
+	}
+	bool closeAfter = !keepAlive || llhttp_get_upgrade(&parser) || server->closed;
+	send(resp, head, closeAfter);
+}
+
+void Connection::send(const HttpResponse &resp, bool headOnly, bool closeAfter)
+{
+	auto *w = new WriteReq;
+	w->conn = this;
+	size_t length = resp.body ? resp.body->size() : 0;
+	std::string &h = w->head;
+	h.reserve(256);
+	h += "HTTP/1.1 ";
+	h += std::to_string(resp.status);
+	h += ' ';
+	h += reasonPhrase(resp.status);
+	h += "\r\nContent-Type: ";
+	h += safeHeaderText(resp.contentType) ? resp.contentType : "application/octet-stream";
+	h += "\r\nContent-Length: ";
+	h += std::to_string(length);
+	h += "\r\nDate: ";
+	h += httpDate();
+	h += "\r\n";
+	for (const auto &[name, val] : resp.headers) {
+		if (iequals(name, "content-length") || iequals(name, "connection") ||
+		    iequals(name, "content-type") || iequals(name, "date") ||
+		    !safeHeaderText(name) || !safeHeaderText(val) || name.empty())
+			continue;
+		h += name;
+		h += ": ";
+		h += val;
+		h += "\r\n";
+	}
+	if (closeAfter)
+		h += "Connection: close\r\n";
+	else if (http10)
+		h += "Connection: keep-alive\r\n";
+	h += "\r\n";
+
+	uv_buf_t bufs[2];
+	unsigned n = 1;
+	bufs[0] = uv_buf_init(h.data(), static_cast<unsigned>(h.size()));
+	if (!headOnly && length > 0) {
+		w->body = resp.body;
+		// uv_buf_t is not const; libuv only reads from it.
+		bufs[1] = uv_buf_init(const_cast<char *>(w->body->data()), static_cast<unsigned>(length));
+		n = 2;
+	}
+	w->req.data = w;
+	closeAfterWrite = closeAfterWrite || closeAfter;
+	writing = true;
+	int r = uv_write(&w->req, reinterpret_cast<uv_stream_t *>(&tcp), bufs, n, onWrite);
+	if (r < 0) {
+		delete w;
+		writing = false;
+		common::log::debug("http: write: %s", uv_strerror(r));
+		close();
+		return;
+	}
+	if (server)
+		server->served++;
+}
+
+void Connection::sendError(int status)
+{
+	HttpResponse resp;
+	resp.status = status;
+	resp.body = textBody(status);
+	inRequest = false;
+	stopReading();
+	send(resp, false, true);
+}
+
+void Connection::writeDone(int status)
+{
+	writing = false;
+	if (closing)
+		return;
+	if (status < 0 || closeAfterWrite) {
+		close();
+		return;
+	}
+	// Ready for the next request.
+	arm(server->limits.idleTimeoutMs);
+	llhttp_resume(&parser);
+	if (!pending.empty()) {
+		std::string data = std::move(pending);
+		pending.clear();
+		execute(data.data(), data.size());
+		if (closing || writing)
+			return;
+	}
+	startReading();
+}
+
+void Connection::timeout()
+{
+	if (closing)
+		return;
+	if (inRequest && !writing) {
+		common::log::debug("http: request not complete in time, closing");
+		sendError(408);
+		return;
+	}
+	close();
+}
+
+int Connection::onMessageBegin(llhttp_t *p) noexcept
+{
+	Connection *c = of(p);
+	c->req = HttpRequest();
+	c->field.clear();
+	c->value.clear();
+	c->urlBytes = c->headerBytes = c->bodyBytes = 0;
+	c->refuse = 0;
+	if (!c->inRequest) {
+		c->inRequest = true;
+		c->arm(c->server->limits.requestTimeoutMs);
+	}
+	return 0;
+}
+
+int Connection::onUrl(llhttp_t *p, const char *at, size_t len) noexcept
+{
+	Connection *c = of(p);
+	c->urlBytes += len;
+	if (c->urlBytes > c->server->limits.maxHeaderBytes) {
+		c->refuse = 414;
+		llhttp_set_error_reason(p, "request line too long");
+		return HPE_USER;
+	}
+	c->req.target.append(at, len);
+	return 0;
+}
+
+int Connection::onHeaderField(llhttp_t *p, const char *at, size_t len) noexcept
+{
+	Connection *c = of(p);
+	c->headerBytes += len;
+	if (c->urlBytes + c->headerBytes > c->server->limits.maxHeaderBytes) {
+		c->refuse = 431;
+		llhttp_set_error_reason(p, "headers too large");
+		return HPE_USER;
+	}
+	c->field.append(at, len);
+	return 0;
+}
+
+int Connection::onHeaderValue(llhttp_t *p, const char *at, size_t len) noexcept
+{
+	Connection *c = of(p);
+	c->headerBytes += len;
+	if (c->urlBytes + c->headerBytes > c->server->limits.maxHeaderBytes) {
+		c->refuse = 431;
+		llhttp_set_error_reason(p, "headers too large");
+		return HPE_USER;
+	}
+	c->value.append(at, len);
+	return 0;
+}
+
+int Connection::onHeaderValueComplete(llhttp_t *p) noexcept
+{
+	Connection *c = of(p);
+	c->headerBytes += 4; // ": " and CRLF
+	for (char &ch : c->field)
+		ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+	c->req.headers.emplace_back(std::move(c->field), std::move(c->value));
+	c->field.clear();
+	c->value.clear();
+	return 0;
+}
+
+int Connection::onHeadersComplete(llhttp_t *p) noexcept
+{
+	Connection *c = of(p);
+	c->req.method = llhttp_method_name(static_cast<llhttp_method_t>(llhttp_get_method(p)));
+	size_t q = c->req.target.find('?');
+	c->req.path = c->req.target.substr(0, q);
+	c->keepAlive = llhttp_should_keep_alive(p) != 0;
+	c->http10 = llhttp_get_http_major(p) == 1 && llhttp_get_http_minor(p) == 0;
+	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > MaxBodyBytes) {
+		c->refuse = 413;
+		llhttp_set_error_reason(p, "request body too large");
+		return -1;
+	}
+	return 0;
+}
+
+int Connection::onBody(llhttp_t *p, const char * /*at*/, size_t len) noexcept
+{
+	Connection *c = of(p);
+	c->bodyBytes += len;
+	if (c->bodyBytes > MaxBodyBytes) {
+		c->refuse = 413;
+		llhttp_set_error_reason(p, "request body too large");
+		return HPE_USER;
+	}
+	return 0;
+}
+
+int Connection::onMessageComplete(llhttp_t *p) noexcept
+{
+	Connection *c = of(p);
+	c->inRequest = false;
+	c->dispatch();
+	// Parse nothing more until the response is written.
+	return HPE_PAUSED;
+}
+
+void Connection::onAlloc(uv_handle_t * /*h*/, size_t /*suggested*/, uv_buf_t *buf) noexcept
+{
+	// The loop runs one read callback right after each allocation, so
+	// one buffer serves every connection of the thread.
+	static thread_local char storage[ReadBufferBytes];
+	*buf = uv_buf_init(storage, sizeof storage);
+}
+
+void Connection::onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept
+{
+	Connection *c = static_cast<Connection *>(s->data);
+	if (c->closing)
+		return;
+	if (nread < 0) {
+		// End of the client's requests: finish what is being written.
+		c->stopReading();
+		if (c->writing)
+			c->closeAfterWrite = true;
+		else
+			c->close();
+		return;
+	}
+	if (nread == 0)
+		return;
+	c->execute(buf->base, static_cast<size_t>(nread));
+}
+
+void Connection::onWrite(uv_write_t *w, int status) noexcept
+{
+	auto *req = static_cast<WriteReq *>(w->data);
+	Connection *c = req->conn;
+	delete req;
+	c->writeDone(status);
+}
+
+void Connection::onTimer(uv_timer_t *t) noexcept
+{
+	static_cast<Connection *>(t->data)->timeout();
+}
+
+void Connection::onClose(uv_handle_t *h) noexcept
+{
+	Connection *c = static_cast<Connection *>(h->data);
+	if (--c->openHandles == 0)
+		delete c;
+}
+
+void closeListener(uv_handle_t *h) noexcept
+{
+	delete static_cast<Listener *>(h->data);
+}
+
+void closeRejected(uv_handle_t *h) noexcept
+{
+	delete static_cast<Rejected *>(h->data);
+}
+
+} // namespace
+
+void HttpServer::Impl::onConnection(uv_stream_t *stream, int status) noexcept
+{
+	auto *l = static_cast<Listener *>(stream->data);
+	Impl *self = l->server;
+	if (status < 0) {
+		common::log::warnx("http: accept: %s", uv_strerror(status));
+		return;
+	}
+	if (self->conns.size() >= self->limits.maxConnections) {
+		auto *r = new (std::nothrow) Rejected;
+		if (!r)
+			return;
+		uv_tcp_init(self->loop, &r->tcp);
+		r->tcp.data = r;
+		uv_accept(stream, reinterpret_cast<uv_stream_t *>(&r->tcp));
+		uv_close(reinterpret_cast<uv_handle_t *>(&r->tcp), closeRejected);
+		common::log::debug("http: %zu connections open, refusing one more",
+		    self->conns.size());
+		return;
+	}
+	auto *c = new (std::nothrow) Connection(self);
+	if (!c)
+		return;
+	uv_tcp_init(self->loop, &c->tcp);
+	uv_timer_init(self->loop, &c->timer);
+	c->tcp.data = c;
+	c->timer.data = c;
+	c->openHandles = 2;
+	self->conns.insert(c);
+	int r = uv_accept(stream, reinterpret_cast<uv_stream_t *>(&c->tcp));
+	if (r < 0) {
+		common::log::debug("http: accept: %s", uv_strerror(r));
+		c->close();
+		return;
+	}
+	c->start();
+}
+
+void HttpServer::Impl::closeAll()
+{
+	closed = true;
+	for (Listener *l : listeners)
+		uv_close(reinterpret_cast<uv_handle_t *>(&l->tcp), closeListener);
+	listeners.clear();
+	std::vector<Connection *> open(conns.begin(), conns.end());
+	for (Connection *c : open)
+		c->close();
+}
+
+HttpServer::HttpServer(uv_loop_t *loop, Handler handler, HttpLimits limits)
+    : impl_(std::make_unique<Impl>(loop, std::move(handler), limits))
+{
+}
+
+HttpServer::~HttpServer()
+{
+	impl_->closeAll();
+}
+
+common::Result<void> parseListenAddress(const std::string &address, sockaddr_storage *out)
+{
+	std::string host, port;
+	if (!address.empty() && address[0] == '[') {
+		size_t end = address.find("]:");
+		if (end == std::string::npos)
+			return common::fail("expected [IPv6 address]:port");
+		host = address.substr(1, end - 1);
+		port = address.substr(end + 2);
+		if (host.empty())
+			return common::fail("empty IPv6 address in brackets");
+	} else {
+		size_t colon = address.rfind(':');
+		if (colon == std::string::npos)
+			return common::fail("expected host:port, [IPv6]:port or :port");
+		host = address.substr(0, colon);
+		port = address.substr(colon + 1);
+		if (host.find(':') != std::string::npos)
+			return common::fail("write an IPv6 address in brackets, as [::1]:10064");
+	}
+	unsigned portNum = 0;
+	auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), portNum);
+	if (port.empty() || port.size() > 5 || ec != std::errc() || p != port.data() + port.size() ||
+	    portNum > 65535)
+		return common::fail("invalid port \"" + port + "\"");
+	int port_ = static_cast<int>(portNum);
+
+	*out = sockaddr_storage{};
+	if (host.empty() || host == "*") {
+		auto *sa6 = reinterpret_cast<sockaddr_in6 *>(out);
+		sa6->sin6_family = AF_INET6;
+		sa6->sin6_port = htons(static_cast<uint16_t>(port_));
+		sa6->sin6_addr = in6addr_any;
+		return {};
+	}
+	if (host == "localhost")
+		host = "127.0.0.1";
+	if (address[0] == '[') {
+		if (uv_ip6_addr(host.c_str(), port_, reinterpret_cast<sockaddr_in6 *>(out)) == 0)
+			return {};
+	} else if (uv_ip4_addr(host.c_str(), port_, reinterpret_cast<sockaddr_in *>(out)) == 0) {
+		return {};
+	}
+	return common::fail("\"" + host + "\" is not a numeric IP address");
+}
+
+common::Result<void> HttpServer::listen(const std::string &address)
+{
+	sockaddr_storage ss;
+	if (auto r = parseListenAddress(address, &ss); !r)
+		return r;
+	if (impl_->closed)
+		return common::fail("the server is closed");
+	bool anyV6 = ss.ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_addr);
+
+	auto attempt = [&](const sockaddr *sa) -> int {
+		auto *l = new Listener;
+		l->server = impl_.get();
+		uv_tcp_init(impl_->loop, &l->tcp);
+		l->tcp.data = l;
+		// libuv sets SO_REUSEADDR on the socket it binds.
+		int r = uv_tcp_bind(&l->tcp, sa, 0);
+		if (r == 0)
+			r = uv_listen(reinterpret_cast<uv_stream_t *>(&l->tcp), SOMAXCONN,
+			    Impl::onConnection);
+		if (r < 0) {
+			uv_close(reinterpret_cast<uv_handle_t *>(&l->tcp), closeListener);
+			return r;
+		}
+		impl_->listeners.push_back(l);
+		return 0;
+	};
+	int r = attempt(reinterpret_cast<const sockaddr *>(&ss));
+	if (r < 0 && anyV6 && (r == UV_EAFNOSUPPORT || r == UV_EADDRNOTAVAIL)) {
+		// No IPv6 on this host: all IPv4 addresses then.
+		sockaddr_in sa4{};
+		sa4.sin_family = AF_INET;
+		sa4.sin_port = reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_port;
+		sa4.sin_addr.s_addr = htonl(INADDR_ANY);
+		r = attempt(reinterpret_cast<const sockaddr *>(&sa4));
+	}
+	if (r < 0)
+		return common::fail(uv_strerror(r));
+	return {};
+}
+
+void HttpServer::close()
+{
+	impl_->closeAll();
+}
+
+size_t HttpServer::connections() const
+{
+	return impl_->conns.size();
+}
+
+uint64_t HttpServer::requestsServed() const
+{
+	return impl_->served;
+}
+
+int HttpServer::port(size_t listener) const
+{
+	if (listener >= impl_->listeners.size())
+		return -1;
+	sockaddr_storage ss{};
+	int len = sizeof ss;
+	if (uv_tcp_getsockname(&impl_->listeners[listener]->tcp, reinterpret_cast<sockaddr *>(&ss),
+	    &len) != 0)
+		return -1;
+	if (ss.ss_family == AF_INET)
+		return ntohs(reinterpret_cast<sockaddr_in *>(&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_port);
+	return -1;
+}
+
+} // namespace pme::daemon

@@ -56,6 +56,9 @@ public:
 	void close();
 	size_t connections() const;
 	uint64_t requestsServed() const;
+	// The local port of the listener-th successful listen(), -1 if none
+	// (tests listen on port 0).
+	int port(size_t listener = 0) const;
 
 	struct Impl;
 

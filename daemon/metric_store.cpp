@@ -1,1 +1,944 @@
 // SPDX-License-Identifier: ISC
+// Everything the supervisor knows about collected data: per-group fragments,
+// counter state, staleness, self-metrics, and the rendered exposition.
+//
+// The store is built once from the supervisor's own validated config, and
+// everything a worker sends is checked against that registry before any of
+// it is used: a worker can only write the families its groups declare, with
+// the declared type, and a result that breaks a rule is refused whole (the
+// caller stops that worker).  The help text and type always come from the
+// config, never from the worker.
+//
+// Rendering is split so that a scrape costs a concatenation, not a render.
+// Each (group, family) pair is a Fragment holding its series already
+// rendered as text lines when the result is applied.  Fragments of one
+// family name, from every group of every service in config order, make a
+// MergedFamily: one HELP/TYPE header and all its samples contiguous, as the
+// format requires.  A merged family's text is re-joined only when one of
+// its fragments changed, and that is also where a series exported by two
+// services is noticed (keys compared in a set) and the later one dropped,
+// so the output stays valid whatever the workers send.  The body of a
+// scrape is then the concatenation of the merged texts, the cached
+// per-group status block (pme_source_* and pme_worker_*, re-rendered when a
+// status changed) and a few volatile lines (scrape counter, process
+// metrics) read at render time.  A version counter, bumped by every change,
+// lets exposition() hand out the same shared string until something moves.
+//
+// Counters keep their state here ({last raw value, exposed value} per
+// series), not in the worker, so that a worker restart or a source restart
+// is seen as a reset and the exposed counter only grows (SPEC §3).
+#include "metric_store.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/c_deleter.hpp"
+#include "common/log.hpp"
+#include "daemon/exposition.hpp"
+#include "pme_build.h"
+
+namespace pme::daemon {
+
+using common::MetricType;
+
+const char *toString(WorkerState s)
+{
+	switch (s) {
+	case WorkerState::Starting: return "starting";
+	case WorkerState::Running: return "running";
+	case WorkerState::Restarting: return "restarting";
+	case WorkerState::Failed: return "failed";
+	case WorkerState::Refused: return "refused";
+	case WorkerState::Stopped: return "stopped";
+	}
+	return "unknown";
+}
+
+namespace {
+
+constexpr size_t NoIndex = std::numeric_limits<size_t>::max();
+// Error texts from workers are kept for /health; bound what is kept.
+constexpr size_t MaxErrorText = 512;
+
+// Families the store writes itself; a configured metric of one of these
+// names would make a second HELP/TYPE and is left out.
+const char *const reservedNames[] = {
+	"pme_source_up", "pme_source_duration_seconds", "pme_source_errors_total",
+	"pme_source_last_success_timestamp_seconds", "pme_source_skipped_total",
+	"pme_source_exit_status", "pme_worker_restarts_total", "pme_worker_up",
+	"pme_frames_received_total", "pme_protocol_errors_total", "pme_scrapes_total",
+	"pme_series_dropped_total", "pme_build_info", "process_cpu_seconds_total",
+	"process_resident_memory_bytes", "process_virtual_memory_bytes", "process_open_fds",
+	"process_max_fds", "process_start_time_seconds",
+};
+
+bool reservedName(const std::string &name)
+{
+	for (const char *r : reservedNames)
+		if (name == r)
+			return true;
+	return false;
+}
+
+struct Series {
+	std::string key;        // suffix and sorted labels: identity within the family
+	std::string line;       // the rendered sample line
+	double updated = 0;
+};
+
+// One family of one group: the series it last reported.
+struct Fragment {
+	std::string name;
+	MetricType type = MetricType::Gauge;
+	std::vector<Series> series;
+	double oldest = 0;      // smallest Series::updated, for expire()
+	size_t merged = NoIndex; // index in Impl::merged_, NoIndex when not exported
+};
+
+struct CounterState {
+	double lastRaw = 0;
+	double exposed = 0;
+	double lastSeen = 0;
+};
+
+struct GroupState {
+	std::string key;
+	double staleAfter = 15; // seconds
+	std::unordered_map<std::string, size_t> fragmentIndex; // family name -> fragments_
+	std::vector<Fragment> fragments;
+	// family name, '\0', series key -> state
+	std::unordered_map<std::string, CounterState> counters;
+	double countersOldest = std::numeric_limits<double>::infinity();
+
+	bool reported = false;
+	bool up = false;
+	double lastResult = 0;
+	double lastSuccess = 0; // 0: never
+	double duration = 0;
+	uint64_t errors = 0;
+	uint64_t skipped = 0;
+	int32_t exitStatus = -1;
+	std::string lastError;
+};
+
+struct ServiceState {
+	std::string name;
+	common::Pairs labels;
+	std::vector<GroupState> groups;
+	std::unordered_map<std::string, size_t> groupIndex;
+	WorkerState state = WorkerState::Starting;
+	int pid = 0;
+	std::string reason;
+	uint64_t restarts = 0;
+	uint64_t frames = 0;
+	uint64_t protocolErrors = 0;
+};
+
+struct Part {
+	const ServiceState *service;
+	const Fragment *fragment;
+};
+
+struct MergedFamily {
+	std::string name;
+	MetricType type = MetricType::Gauge;
+	std::string help;
+	std::vector<Part> parts;    // config order
+	std::string text;           // header and samples, "" when no sample
+	bool dirty = true;
+};
+
+bool isDown(WorkerState s)
+{
+	return s == WorkerState::Restarting || s == WorkerState::Failed ||
+	    s == WorkerState::Refused || s == WorkerState::Stopped;
+}
+
+bool suffixAllowed(MetricType type, const std::string &suffix)
+{
+	switch (type) {
+	case MetricType::Counter:
+	case MetricType::Gauge:
+	case MetricType::Info:
+	case MetricType::StateSet:
+	case MetricType::Untyped:
+		return suffix.empty();
+	case MetricType::Histogram:
+		return suffix == "_bucket" || suffix == "_sum" || suffix == "_count";
+	case MetricType::Summary:
+		return suffix.empty() || suffix == "_sum" || suffix == "_count";
+	}
+	return false;
+}
+
+const char *typeWord(MetricType t)
+{
+	switch (t) {
+	case MetricType::Counter: return "counter";
+	case MetricType::Gauge: return "gauge";
+	case MetricType::Histogram: return "histogram";
+	case MetricType::Summary: return "summary";
+	case MetricType::Info: return "info";
+	case MetricType::StateSet: return "stateset";
+	case MetricType::Untyped: return "untyped";
+	}
+	return "unknown";
+}
+
+// Worker text for the log and /health: bounded, valid UTF-8, one line.
+std::string sanitize(const std::string &text)
+{
+	std::string out;
+	size_t n = std::min(text.size(), MaxErrorText);
+	out.reserve(n);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = static_cast<unsigned char>(text[i]);
+		if (c < 0x80) {
+			out += (c < 0x20 || c == 0x7f) ? ' ' : static_cast<char>(c);
+			continue;
+		}
+		size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+		if (i + len <= n && validUtf8(std::string_view(text).substr(i, len))) {
+			out.append(text, i, len);
+			i += len - 1;
+		} else {
+			out += '?';
+		}
+	}
+	return out;
+}
+
+// Identity of a series within its family: the suffix and every label
+// (constant ones included) sorted by name, values length-prefixed so that
+// no value can imitate a separator.
+std::string seriesKey(const std::string &suffix, const std::vector<common::Label> &labels,
+    const common::Pairs &constLabels)
+{
+	std::vector<std::pair<const std::string *, const std::string *>> all;
+	all.reserve(labels.size() + constLabels.size());
+	for (const auto &l : labels)
+		all.emplace_back(&l.name, &l.value);
+	for (const auto &[n, v] : constLabels)
+		all.emplace_back(&n, &v);
+	std::sort(all.begin(), all.end(),
+	    [](const auto &a, const auto &b) { return *a.first < *b.first; });
+	std::string key = suffix;
+	for (const auto &[n, v] : all) {
+		key += '|';
+		key += *n;
+		key += '=';
+		key += std::to_string(v->size());
+		key += ':';
+		key += *v;
+	}
+	return key;
+}
+
+common::Result<void> checkSample(const common::Family &fam, const common::Sample &s)
+{
+	if (!suffixAllowed(fam.type, s.suffix))
+		return common::fail("metric " + fam.name + ": suffix \"" + sanitize(s.suffix) +
+		    "\" is not allowed for type " + typeWord(fam.type));
+	for (size_t i = 0; i < s.labels.size(); i++) {
+		const auto &l = s.labels[i];
+		if (!validLabelName(l.name))
+			return common::fail("metric " + fam.name + ": invalid label name \"" +
+			    sanitize(l.name) + "\"");
+		if (!validUtf8(l.value))
+			return common::fail("metric " + fam.name + ": label " + l.name +
+			    " is not valid UTF-8");
+		for (size_t k = 0; k < i; k++)
+			if (s.labels[k].name == l.name)
+				return common::fail("metric " + fam.name + ": label " + l.name +
+				    " given twice");
+	}
+	if (s.suffix == "_bucket") {
+		bool le = std::any_of(s.labels.begin(), s.labels.end(),
+		    [](const common::Label &l) { return l.name == "le"; });
+		if (!le)
+			return common::fail("metric " + fam.name + ": bucket without an le label");
+	}
+	return {};
+}
+
+double staleSeconds(const common::GroupConfig &g, const common::ServiceConfig &s,
+    const common::ExporterConfig &e)
+{
+	using common::Millis;
+	Millis stale;
+	if (g.staleAfter)
+		stale = *g.staleAfter;
+	else if (g.effectiveInterval.count() > 0)
+		stale = g.staleAfterOrDefault();
+	else if (g.interval)
+		stale = *g.interval * 3;
+	else if (s.effectiveInterval.count() > 0)
+		stale = s.effectiveInterval * 3;
+	else if (s.interval)
+		stale = *s.interval * 3;
+	else
+		stale = e.interval * 3;
+	return static_cast<double>(stale.count()) / 1000.0;
+}
+
+// /proc/self/stat and friends, for the process_* metrics.
+struct ProcessStats {
+	bool ok = false;
+	double cpuSeconds = 0;
+	double virtualBytes = 0;
+	double residentBytes = 0;
+	double startTime = 0;
+	double openFds = 0;
+	double maxFds = 0;
+};
+
+std::string readSmallFile(const char *path)
+{
+	std::string out;
+	int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return out;
+	char buf[4096];
+	for (;;) {
+		ssize_t n = ::read(fd, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		out.append(buf, static_cast<size_t>(n));
+		if (out.size() > 1 << 20)
+			break;
+	}
+	::close(fd);
+	return out;
+}
+
+double bootTime()
+{
+	std::string stat = readSmallFile("/proc/stat");
+	size_t p = stat.find("\nbtime ");
+	if (p == std::string::npos)
+		return 0;
+	return std::strtod(stat.c_str() + p + 7, nullptr);
+}
+
+ProcessStats readProcessStats(double btime)
+{
+	ProcessStats ps;
+	std::string stat = readSmallFile("/proc/self/stat");
+	size_t paren = stat.rfind(')');
+	if (paren == std::string::npos)
+		return ps;
+	// Field 3 (state) follows the command name; fields are 1-based in proc(5).
+	std::vector<std::string_view> fields;
+	std::string_view rest = std::string_view(stat).substr(paren + 1);
+	while (!rest.empty()) {
+		size_t b = rest.find_first_not_of(" \n");
+		if (b == std::string_view::npos)
+			break;
+		rest.remove_prefix(b);
+		size_t e = rest.find_first_of(" \n");
+		fields.push_back(rest.substr(0, e));
+		rest.remove_prefix(e == std::string_view::npos ? rest.size() : e);
+	}
+	auto field = [&](size_t n) {
+		return n - 3 < fields.size() ? std::strtod(std::string(fields[n - 3]).c_str(), nullptr)
+		    : 0.0;
+	};
+	if (fields.size() < 22)
+		return ps;
+	double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+	double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
+	ps.cpuSeconds = (field(14) + field(15)) / tick;
+	ps.startTime = btime + field(22) / tick;
+	ps.virtualBytes = field(23);
+	ps.residentBytes = field(24) * page;
+	if (DIR *d = ::opendir("/proc/self/fd")) {
+		size_t n = 0;
+		while (const dirent *de = ::readdir(d))
+			if (de->d_name[0] != '.')
+				n++;
+		::closedir(d);
+		ps.openFds = n > 0 ? static_cast<double>(n - 1) : 0; // minus the directory's own fd
+	}
+	rlimit rl{};
+	if (::getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		ps.maxFds = rl.rlim_cur == RLIM_INFINITY ? INFINITY : static_cast<double>(rl.rlim_cur);
+	ps.ok = true;
+	return ps;
+}
+
+} // namespace
+
+struct MetricStore::Impl {
+	// Built in the constructor and never resized afterwards: MergedFamily
+	// keeps pointers into these vectors.
+	std::vector<ServiceState> services;
+	std::unordered_map<std::string, size_t> serviceIndex; // name and key
+	std::vector<MergedFamily> merged;
+
+	uint64_t version = 1;
+	uint64_t renderedVersion = 0;
+	std::shared_ptr<const std::string> cached;
+	bool statusDirty = true;
+	std::string statusText;
+
+	uint64_t scrapes = 0;
+	uint64_t seriesDropped = 0;
+	std::set<std::pair<std::string, std::string>> loggedDuplicates; // (family, service)
+	double btime = 0;
+
+	explicit Impl(const common::Config &config);
+	ServiceState *findService(const std::string &name);
+	void touch(bool status)
+	{
+		version++;
+		if (status)
+			statusDirty = true;
+	}
+	void markDirty(const Fragment &f)
+	{
+		if (f.merged != NoIndex)
+			merged[f.merged].dirty = true;
+	}
+	void applyFamily(ServiceState &svc, GroupState &g, Fragment &frag,
+	    const std::vector<const common::Family *> &fams, bool keepOld, double now);
+	void renderFamily(MergedFamily &m);
+	void renderStatus();
+	void appendVolatile(std::string &out);
+};
+
+MetricStore::Impl::Impl(const common::Config &config)
+{
+	btime = bootTime();
+	services.reserve(config.services.size());
+	std::unordered_map<std::string, size_t> mergedIndex;
+	for (const auto &sc : config.services) {
+		ServiceState &svc = services.emplace_back();
+		svc.name = sc.name.empty() ? sc.key : sc.name;
+		svc.labels = sc.labels;
+		svc.groups.reserve(sc.groups.size());
+		for (const auto &gc : sc.groups) {
+			if (svc.groupIndex.count(gc.key))
+				continue;
+			svc.groupIndex.emplace(gc.key, svc.groups.size());
+			GroupState &g = svc.groups.emplace_back();
+			g.key = gc.key;
+			g.staleAfter = staleSeconds(gc, sc, config.exporter);
+			// Count first so that fragments never moves once filled.
+			size_t n = 0;
+			std::unordered_set<std::string> names;
+			for (const auto &mc : gc.metrics)
+				n += names.insert(mc.name).second;
+			g.fragments.reserve(n);
+			for (const auto &mc : gc.metrics) {
+				if (g.fragmentIndex.count(mc.name))
+					continue;
+				g.fragmentIndex.emplace(mc.name, g.fragments.size());
+				Fragment &f = g.fragments.emplace_back();
+				f.name = mc.name;
+				f.type = mc.type;
+			}
+		}
+	}
+	// Merged families, in config order; done after every vector is filled.
+	for (size_t si = 0; si < services.size(); si++) {
+		ServiceState &svc = services[si];
+		const auto &sc = config.services[si];
+		for (auto &g : svc.groups) {
+			const common::GroupConfig *gc = nullptr;
+			for (const auto &c : sc.groups)
+				if (c.key == g.key)
+					gc = &c;
+			for (auto &f : g.fragments) {
+				const common::MetricConfig *mc = nullptr;
+				for (const auto &c : gc->metrics)
+					if (c.name == f.name) {
+						mc = &c;
+						break;
+					}
+				if (reservedName(f.name)) {
+					common::log::warnx("service %s: metric %s has the name of one of "
+					    "pmed's own metrics and is not exported",
+					    svc.name.c_str(), f.name.c_str());
+					continue;
+				}
+				auto [it, fresh] = mergedIndex.emplace(f.name, merged.size());
+				if (fresh) {
+					MergedFamily &m = merged.emplace_back();
+					m.name = f.name;
+					m.type = f.type;
+					m.help = mc && !mc->description.empty() ? mc->description : f.name;
+				}
+				MergedFamily &m = merged[it->second];
+				if (m.type != f.type) {
+					common::log::warnx("service %s: metric %s has type %s but another "
+					    "service declares it as %s; its samples are not exported",
+					    svc.name.c_str(), f.name.c_str(), typeWord(f.type),
+					    typeWord(m.type));
+					continue;
+				}
+				f.merged = it->second;
+				m.parts.push_back({&svc, &f});
+			}
+		}
+	}
+	for (size_t i = 0; i < services.size(); i++) {
+		serviceIndex.emplace(services[i].name, i);
+		serviceIndex.emplace(config.services[i].key, i); // kept if a name claimed it
+	}
+}
+
+ServiceState *MetricStore::Impl::findService(const std::string &name)
+{
+	auto it = serviceIndex.find(name);
+	return it == serviceIndex.end() ? nullptr : &services[it->second];
+}
+
+void MetricStore::Impl::applyFamily(ServiceState &svc, GroupState &g, Fragment &frag,
+    const std::vector<const common::Family *> &fams, bool keepOld, double now)
+{
+	std::vector<Series> fresh;
+	std::unordered_set<std::string> keys;
+	std::vector<common::Label> own;
+	for (const common::Family *fam : fams) {
+		for (const auto &s : fam->samples) {
+			// A constant label of the service wins over a sample's own
+			// label of the same name: the output never repeats a name.
+			const std::vector<common::Label> *labels = &s.labels;
+			if (!svc.labels.empty()) {
+				own.clear();
+				for (const auto &l : s.labels) {
+					bool shadowed = std::any_of(svc.labels.begin(), svc.labels.end(),
+					    [&](const auto &c) { return c.first == l.name; });
+					if (!shadowed)
+						own.push_back(l);
+				}
+				labels = &own;
+			}
+			std::string key = seriesKey(s.suffix, *labels, svc.labels);
+			if (keys.count(key)) {
+				seriesDropped++;
+				continue;
+			}
+			double value = s.value;
+			if (frag.type == MetricType::Counter) {
+				std::string ckey = frag.name;
+				ckey += '\0';
+				ckey += key;
+				auto it = g.counters.find(ckey);
+				bool usable = std::isfinite(value) && value >= 0;
+				if (it == g.counters.end()) {
+					if (!usable)
+						continue;
+					g.counters.emplace(std::move(ckey), CounterState{value, value, now});
+					g.countersOldest = std::min(g.countersOldest, now);
+				} else {
+					CounterState &c = it->second;
+					if (usable) {
+						if (value >= c.lastRaw)
+							c.exposed += value - c.lastRaw;
+						else
+							c.exposed += value; // the source restarted
+						c.lastRaw = value;
+					}
+					c.lastSeen = now;
+					value = c.exposed;
+				}
+			}
+			Series &ser = fresh.emplace_back();
+			appendSample(ser.line, frag.name + s.suffix, *labels, svc.labels, value);
+			ser.updated = now;
+			keys.insert(key);
+			ser.key = std::move(key);
+		}
+	}
+	if (keepOld) {
+		for (auto &old : frag.series)
+			if (!keys.count(old.key))
+				fresh.push_back(std::move(old));
+	}
+	frag.series = std::move(fresh);
+	frag.oldest = now;
+	for (const auto &ser : frag.series)
+		frag.oldest = std::min(frag.oldest, ser.updated);
+	markDirty(frag);
+}
+
+void MetricStore::Impl::renderFamily(MergedFamily &m)
+{
+	m.dirty = false;
+	m.text.clear();
+	size_t count = 0, bytes = 0;
+	for (const auto &p : m.parts) {
+		count += p.fragment->series.size();
+		for (const auto &s : p.fragment->series)
+			bytes += s.line.size();
+	}
+	if (count == 0)
+		return;
+	m.text.reserve(bytes + m.name.size() * 2 + m.help.size() + 32);
+	appendHeader(m.text, m.name, m.help, m.type);
+	if (m.parts.size() == 1) {
+		for (const auto &s : m.parts[0].fragment->series)
+			m.text += s.line;
+		return;
+	}
+	// Several groups export this family: the first one of a series wins.
+	std::unordered_map<std::string_view, const ServiceState *> seen;
+	seen.reserve(count);
+	for (const auto &p : m.parts) {
+		for (const auto &s : p.fragment->series) {
+			auto [it, fresh] = seen.emplace(s.key, p.service);
+			if (fresh) {
+				m.text += s.line;
+				continue;
+			}
+			seriesDropped++;
+			if (loggedDuplicates.emplace(m.name, p.service->name).second)
+				common::log::warnx("service %s exports a series of %s that service %s "
+				    "already exports; it is dropped (%s)", p.service->name.c_str(),
+				    m.name.c_str(), it->second->name.c_str(),
+				    sanitize(s.line.substr(0, s.line.size() - 1)).c_str());
+		}
+	}
+}
+
+void MetricStore::Impl::renderStatus()
+{
+	statusDirty = false;
+	std::string &o = statusText;
+	o.clear();
+	auto perGroup = [&](const char *name, const char *help, MetricType type, auto value,
+	    auto present) {
+		bool any = false;
+		for (const auto &svc : services)
+			for (const auto &g : svc.groups)
+				any = any || present(g);
+		if (!any)
+			return;
+		appendHeader(o, name, help, type);
+		for (const auto &svc : services)
+			for (const auto &g : svc.groups)
+				if (present(g))
+					appendSample(o, name, {{"service", svc.name}, {"group", g.key}},
+					    value(g));
+	};
+	auto always = [](const GroupState &) { return true; };
+	perGroup("pme_source_up", "1 when the last collection of the group succeeded.",
+	    MetricType::Gauge, [](const GroupState &g) { return g.up ? 1.0 : 0.0; }, always);
+	perGroup("pme_source_duration_seconds", "Duration of the last collection of the group.",
+	    MetricType::Gauge, [](const GroupState &g) { return g.duration; }, always);
+	perGroup("pme_source_errors_total", "Failed collections and failed metrics of the group.",
+	    MetricType::Counter,
+	    [](const GroupState &g) { return static_cast<double>(g.errors); }, always);
+	perGroup("pme_source_last_success_timestamp_seconds",
+	    "Time of the last successful collection of the group (0: never).", MetricType::Gauge,
+	    [](const GroupState &g) { return g.lastSuccess; }, always);
+	perGroup("pme_source_skipped_total",
+	    "Collections skipped because the previous one was still running.", MetricType::Counter,
+	    [](const GroupState &g) { return static_cast<double>(g.skipped); }, always);
+	perGroup("pme_source_exit_status", "Exit status of the group's last command.",
+	    MetricType::Gauge, [](const GroupState &g) { return static_cast<double>(g.exitStatus); },
+	    [](const GroupState &g) { return g.exitStatus >= 0; });
+
+	auto perService = [&](const char *name, const char *help, MetricType type, auto value) {
+		if (services.empty())
+			return;
+		appendHeader(o, name, help, type);
+		for (const auto &svc : services)
+			appendSample(o, name, {{"service", svc.name}}, value(svc));
+	};
+	perService("pme_worker_restarts_total", "Restarts of the service's worker.",
+	    MetricType::Counter,
+	    [](const ServiceState &s) { return static_cast<double>(s.restarts); });
+	perService("pme_worker_up", "1 when the service's worker is running.", MetricType::Gauge,
+	    [](const ServiceState &s) { return s.state == WorkerState::Running ? 1.0 : 0.0; });
+	perService("pme_frames_received_total", "Frames received from the service's worker.",
+	    MetricType::Counter, [](const ServiceState &s) { return static_cast<double>(s.frames); });
+	perService("pme_protocol_errors_total",
+	    "Protocol errors of the service's worker (each one stops the worker).",
+	    MetricType::Counter,
+	    [](const ServiceState &s) { return static_cast<double>(s.protocolErrors); });
+}
+
+void MetricStore::Impl::appendVolatile(std::string &o)
+{
+	appendHeader(o, "pme_scrapes_total", "Scrapes of the metrics endpoint.", MetricType::Counter);
+	appendSample(o, "pme_scrapes_total", {}, static_cast<double>(scrapes));
+	appendHeader(o, "pme_series_dropped_total",
+	    "Series dropped because they were exported twice.", MetricType::Counter);
+	appendSample(o, "pme_series_dropped_total", {}, static_cast<double>(seriesDropped));
+	appendHeader(o, "pme_build_info", "pme build information.", MetricType::Gauge);
+	appendSample(o, "pme_build_info", {{"version", PME_VERSION}}, 1);
+
+	ProcessStats ps = readProcessStats(btime);
+	if (!ps.ok)
+		return;
+	auto one = [&](const char *name, const char *help, MetricType type, double v) {
+		appendHeader(o, name, help, type);
+		appendSample(o, name, {}, v);
+	};
+	one("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+	    MetricType::Counter, ps.cpuSeconds);
+	one("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge,
+	    ps.residentBytes);
+	one("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::Gauge,
+	    ps.virtualBytes);
+	one("process_open_fds", "Number of open file descriptors.", MetricType::Gauge, ps.openFds);
+	one("process_max_fds", "Maximum number of open file descriptors.", MetricType::Gauge,
+	    ps.maxFds);
+	one("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+	    MetricType::Gauge, ps.startTime);
+}
+
+MetricStore::MetricStore(const common::Config &config) : impl_(std::make_unique<Impl>(config)) {}
+
+MetricStore::~MetricStore() = default;
+
+common::Result<void> MetricStore::apply(const std::string &service,
+    const common::GroupResult &result, double now)
+{
+	ServiceState *svc = impl_->findService(service);
+	if (!svc)
+		return common::fail("unknown service \"" + sanitize(service) + "\"");
+	auto git = svc->groupIndex.find(result.group);
+	if (git == svc->groupIndex.end())
+		return common::fail("service " + svc->name + " has no metric group \"" +
+		    sanitize(result.group) + "\"");
+	GroupState &g = svc->groups[git->second];
+
+	// Check everything before changing anything.
+	std::vector<std::pair<size_t, std::vector<const common::Family *>>> byFragment;
+	for (const auto &fam : result.families) {
+		auto fit = g.fragmentIndex.find(fam.name);
+		if (fit == g.fragmentIndex.end())
+			return common::fail("group " + g.key + " of service " + svc->name +
+			    " does not declare a metric \"" + sanitize(fam.name) + "\"");
+		const Fragment &frag = g.fragments[fit->second];
+		if (fam.type != frag.type)
+			return common::fail("metric " + fam.name + " is declared with type " +
+			    typeWord(frag.type) + ", the worker sent type " + typeWord(fam.type));
+		for (const auto &s : fam.samples)
+			if (auto r = checkSample(fam, s); !r)
+				return r;
+		auto bit = std::find_if(byFragment.begin(), byFragment.end(),
+		    [&](const auto &b) { return b.first == fit->second; });
+		if (bit == byFragment.end())
+			byFragment.push_back({fit->second, {&fam}});
+		else
+			bit->second.push_back(&fam);
+	}
+
+	std::unordered_set<std::string> failed;
+	for (const auto &[name, message] : result.metricErrors)
+		failed.insert(name);
+	for (auto &[index, fams] : byFragment) {
+		Fragment &frag = g.fragments[index];
+		impl_->applyFamily(*svc, g, frag, fams, failed.count(frag.name) > 0, now);
+	}
+
+	g.reported = true;
+	g.lastResult = now;
+	g.up = result.ok;
+	if (result.ok) {
+		g.lastSuccess = now;
+	} else {
+		g.errors++;
+		g.lastError = sanitize(result.error);
+	}
+	g.errors += result.metricErrors.size();
+	if (result.ok && !result.metricErrors.empty())
+		g.lastError = sanitize(result.metricErrors.front().first + ": " +
+		    result.metricErrors.front().second);
+	else if (result.ok)
+		g.lastError.clear();
+	if (std::isfinite(result.duration) && result.duration >= 0)
+		g.duration = result.duration;
+	g.skipped += result.skipped;
+	if (result.exitStatus >= 0)
+		g.exitStatus = result.exitStatus;
+	impl_->touch(true);
+	return {};
+}
+
+void MetricStore::setWorkerState(const std::string &service, WorkerState state, int pid,
+    const std::string &reason, double /*now*/)
+{
+	ServiceState *svc = impl_->findService(service);
+	if (!svc)
+		return;
+	svc->state = state;
+	svc->pid = pid;
+	svc->reason = reason;
+	if (isDown(state)) {
+		// The data stays until it is stale (expire()).
+		for (auto &g : svc->groups)
+			g.up = false;
+	}
+	impl_->touch(true);
+}
+
+void MetricStore::countRestart(const std::string &service)
+{
+	if (ServiceState *svc = impl_->findService(service)) {
+		svc->restarts++;
+		impl_->touch(true);
+	}
+}
+
+void MetricStore::expire(double now)
+{
+	bool changed = false, status = false;
+	for (auto &svc : impl_->services) {
+		for (auto &g : svc.groups) {
+			// A group that stopped reporting is not up any more.
+			if (g.up && g.reported && now - g.lastResult > g.staleAfter) {
+				g.up = false;
+				status = true;
+			}
+			for (auto &frag : g.fragments) {
+				if (frag.series.empty() || now - frag.oldest <= g.staleAfter)
+					continue;
+				std::erase_if(frag.series,
+				    [&](const Series &s) { return now - s.updated > g.staleAfter; });
+				frag.oldest = now;
+				for (const auto &s : frag.series)
+					frag.oldest = std::min(frag.oldest, s.updated);
+				impl_->markDirty(frag);
+				changed = true;
+			}
+			if (now - g.countersOldest > g.staleAfter) {
+				std::erase_if(g.counters, [&](const auto &kv) {
+					return now - kv.second.lastSeen > g.staleAfter;
+				});
+				g.countersOldest = std::numeric_limits<double>::infinity();
+				for (const auto &kv : g.counters)
+					g.countersOldest = std::min(g.countersOldest, kv.second.lastSeen);
+			}
+		}
+	}
+	if (changed || status)
+		impl_->touch(status);
+}
+
+std::shared_ptr<const std::string> MetricStore::exposition()
+{
+	Impl &im = *impl_;
+	if (im.cached && im.renderedVersion == im.version)
+		return im.cached;
+	size_t total = 0;
+	for (auto &m : im.merged) {
+		if (m.dirty)
+			im.renderFamily(m);
+		total += m.text.size();
+	}
+	if (im.statusDirty)
+		im.renderStatus();
+	auto out = std::make_shared<std::string>();
+	out->reserve(total + im.statusText.size() + 2048);
+	for (const auto &m : im.merged)
+		*out += m.text;
+	*out += im.statusText;
+	im.appendVolatile(*out);
+	im.cached = std::move(out);
+	im.renderedVersion = im.version;
+	return im.cached;
+}
+
+std::string MetricStore::healthJson(bool *healthy, double now) const
+{
+	const Impl &im = *impl_;
+	bool ok = true;
+	common::CPtr<json_t> servicesObj(json_object());
+	auto str = [](const std::string &s) {
+		json_t *j = json_string(s.c_str());
+		return j ? j : json_string("");
+	};
+	for (const auto &svc : im.services) {
+		json_t *so = json_object();
+		json_object_set_new(so, "state", json_string(toString(svc.state)));
+		json_object_set_new(so, "pid", svc.pid > 0 ? json_integer(svc.pid) : json_null());
+		json_object_set_new(so, "restarts", json_integer(static_cast<json_int_t>(svc.restarts)));
+		if (!svc.reason.empty())
+			json_object_set_new(so, "reason", str(sanitize(svc.reason)));
+		if (svc.state != WorkerState::Running)
+			ok = false;
+		json_t *groups = json_object();
+		for (const auto &g : svc.groups) {
+			bool up = g.up && now - g.lastResult <= g.staleAfter;
+			ok = ok && up;
+			json_t *go = json_object();
+			json_object_set_new(go, "up", json_boolean(up));
+			json_object_set_new(go, "last_success",
+			    g.lastSuccess > 0 ? json_real(g.lastSuccess) : json_null());
+			json_object_set_new(go, "errors", json_integer(static_cast<json_int_t>(g.errors)));
+			json_object_set_new(go, "error", str(g.lastError));
+			json_object_set_new(groups, g.key.c_str(), go);
+		}
+		json_object_set_new(so, "groups", groups);
+		json_object_set_new(servicesObj.get(), svc.name.c_str(), so);
+	}
+	common::CPtr<json_t> root(json_object());
+	json_object_set_new(root.get(), "status", json_string(ok ? "ok" : "degraded"));
+	json_object_set_new(root.get(), "services", servicesObj.release());
+	if (healthy)
+		*healthy = ok;
+	char *text = json_dumps(root.get(), JSON_COMPACT | JSON_PRESERVE_ORDER |
+	    JSON_REAL_PRECISION(15));
+	if (!text)
+		throw std::bad_alloc();
+	std::string out(text);
+	std::free(text);
+	out += '\n';
+	return out;
+}
+
+bool MetricStore::allGroupsReported() const
+{
+	for (const auto &svc : impl_->services) {
+		if (svc.state == WorkerState::Refused || svc.state == WorkerState::Failed)
+			continue;
+		for (const auto &g : svc.groups)
+			if (!g.reported)
+				return false;
+	}
+	return true;
+}
+
+void MetricStore::countScrape()
+{
+	impl_->scrapes++;
+	impl_->touch(false);
+}
+
+void MetricStore::countFrames(const std::string &service, uint64_t n)
+{
+	if (ServiceState *svc = impl_->findService(service)) {
+		svc->frames += n;
+		impl_->touch(true);
+	}
+}
+
+void MetricStore::countProtocolError(const std::string &service)
+{
+	if (ServiceState *svc = impl_->findService(service)) {
+		svc->protocolErrors++;
+		impl_->touch(true);
+	}
+}
+
+} // namespace pme::daemon

@@ -1,0 +1,746 @@
+// SPDX-License-Identifier: ISC
+// MetricStore: checks against the config, counters, staleness, merging,
+// the rendered exposition and /health.
+#include <jansson.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "common/c_deleter.hpp"
+#include "common/config_loader.hpp"
+#include "daemon/metric_store.hpp"
+#include "pme_build.h"
+
+#include <CppUTest/TestHarness.h>
+
+using namespace pme;
+using namespace pme::daemon;
+using common::MetricType;
+
+namespace {
+
+common::MetricConfig metric(const std::string &name, MetricType type, const std::string &help = "")
+{
+	common::MetricConfig m;
+	m.key = name;
+	m.name = name;
+	m.baseName = name;
+	m.type = type;
+	m.description = help;
+	return m;
+}
+
+common::GroupConfig group(const std::string &key, std::vector<common::MetricConfig> metrics,
+    int intervalSeconds = 5)
+{
+	common::GroupConfig g;
+	g.key = key;
+	g.interval = common::Millis(intervalSeconds * 1000);
+	g.effectiveInterval = common::Millis(intervalSeconds * 1000);
+	g.metrics = std::move(metrics);
+	return g;
+}
+
+common::ServiceConfig service(const std::string &name, std::vector<common::GroupConfig> groups,
+    common::Pairs labels = {})
+{
+	common::ServiceConfig s;
+	s.key = name;
+	s.name = name;
+	s.labels = std::move(labels);
+	s.effectiveInterval = common::Millis(5000);
+	s.groups = std::move(groups);
+	return s;
+}
+
+common::Config config(std::vector<common::ServiceConfig> services)
+{
+	common::Config c;
+	c.path = "test.yml";
+	c.services = std::move(services);
+	return c;
+}
+
+// A config as the operator writes it (SPEC §2), through the real loader.
+common::Config load(const std::string &yaml)
+{
+	auto c = common::loadConfigString(yaml, "test.yml");
+	std::string errors;
+	if (!c)
+		for (const auto &e : c.error())
+			errors += e.str() + "\n";
+	CHECK_TEXT(c.has_value(), errors.c_str());
+	return c ? *c : common::Config();
+}
+
+// web: group "status" with a counter and a gauge; db: group "stats" with
+// its own counter and gauge.  Every interval is 5s.
+common::Config twoServices(const std::string &webExtra = "")
+{
+	return load(R"(
+exporter:
+  interval: 5s
+services:
+  web:
+    metric_groups:
+      status:
+        source_type: static
+)" + webExtra + R"(
+        metrics:
+          web_requests_total: { type: counter, description: Requests served., value: 1 }
+          web_active: { type: gauge, description: Open connections., value: 1 }
+  db:
+    metric_groups:
+      stats:
+        source_type: static
+        metrics:
+          db_queries_total: { type: counter, description: Queries., value: 1 }
+          db_connections: { type: gauge, value: 1 }
+)");
+}
+
+common::Sample sample(double v, std::vector<common::Label> labels = {}, std::string suffix = "")
+{
+	common::Sample s;
+	s.value = v;
+	s.labels = std::move(labels);
+	s.suffix = std::move(suffix);
+	return s;
+}
+
+common::Family family(const std::string &name, MetricType type, std::vector<common::Sample> samples)
+{
+	common::Family f;
+	f.name = name;
+	f.type = type;
+	f.samples = std::move(samples);
+	return f;
+}
+
+common::GroupResult result(const std::string &group, std::vector<common::Family> families,
+    bool ok = true)
+{
+	common::GroupResult r;
+	r.group = group;
+	r.families = std::move(families);
+	r.ok = ok;
+	r.duration = 0.25;
+	if (!ok)
+		r.error = "source failed";
+	return r;
+}
+
+// The value text of the line starting with `series` followed by a space,
+// or "absent".
+std::string valueOf(const std::string &text, const std::string &series)
+{
+	std::string needle = series + " ";
+	size_t pos = 0;
+	while ((pos = text.find(needle, pos)) != std::string::npos) {
+		if (pos == 0 || text[pos - 1] == '\n') {
+			size_t start = pos + needle.size();
+			return text.substr(start, text.find('\n', start) - start);
+		}
+		pos++;
+	}
+	return "absent";
+}
+
+size_t count(const std::string &text, const std::string &what)
+{
+	size_t n = 0;
+	for (size_t pos = 0; (pos = text.find(what, pos)) != std::string::npos; pos += what.size())
+		n++;
+	return n;
+}
+
+std::string render(MetricStore &store)
+{
+	return *store.exposition();
+}
+
+void applyOk(MetricStore &store, const std::string &svc, const common::GroupResult &r, double now)
+{
+	auto applied = store.apply(svc, r, now);
+	CHECK_TEXT(applied.has_value(), applied ? "" : applied.error().message.c_str());
+}
+
+// Feed the counter one raw value per cycle; return the exposed values.
+std::string counterAfter(MetricStore &store, double raw, double now)
+{
+	applyOk(store, "web", result("status", {family("web_requests_total", MetricType::Counter,
+	    {sample(raw)})}), now);
+	return valueOf(render(store), "web_requests_total");
+}
+
+} // namespace
+
+TEST_GROUP(Counters) {};
+
+TEST(Counters, ADropInTheSourceIsAResetAndTheNewValueIsAdded)
+{
+	MetricStore store(twoServices());
+	STRCMP_EQUAL("10", counterAfter(store, 10, 100).c_str());
+	STRCMP_EQUAL("15", counterAfter(store, 15, 105).c_str());
+	STRCMP_EQUAL("18", counterAfter(store, 3, 110).c_str());
+	STRCMP_EQUAL("23", counterAfter(store, 8, 115).c_str());
+}
+
+TEST(Counters, StateSurvivesAWorkerRestart)
+{
+	MetricStore store(twoServices());
+	store.setWorkerState("web", WorkerState::Running, 100, "", 99);
+	STRCMP_EQUAL("100", counterAfter(store, 100, 100).c_str());
+	store.setWorkerState("web", WorkerState::Restarting, 100, "worker exited", 101);
+	store.countRestart("web");
+	store.setWorkerState("web", WorkerState::Starting, -1, "", 102);
+	store.setWorkerState("web", WorkerState::Running, 200, "", 103);
+	// The new worker sees the source where the old one left it...
+	STRCMP_EQUAL("104", counterAfter(store, 104, 104).c_str());
+	// ... and a source restart after that is still a reset.
+	STRCMP_EQUAL("106", counterAfter(store, 2, 109).c_str());
+	std::string text = render(store);
+	STRCMP_EQUAL("1", valueOf(text, "pme_worker_restarts_total{service=\"web\"}").c_str());
+}
+
+TEST(Counters, NaNFromTheSourceIsIgnored)
+{
+	MetricStore store(twoServices());
+	STRCMP_EQUAL("10", counterAfter(store, 10, 100).c_str());
+	STRCMP_EQUAL("10", counterAfter(store, std::nan(""), 105).c_str());
+	STRCMP_EQUAL("12", counterAfter(store, 12, 110).c_str());
+}
+
+TEST(Counters, EachSeriesHasItsOwnState)
+{
+	MetricStore store(twoServices());
+	auto feed = [&](double a, double b, double now) {
+		applyOk(store, "web", result("status", {family("web_requests_total",
+		    MetricType::Counter, {sample(a, {{"code", "200"}}), sample(b, {{"code", "500"}})})}),
+		    now);
+	};
+	feed(50, 5, 100);
+	feed(60, 1, 105); // only the 500 series restarted
+	std::string text = render(store);
+	STRCMP_EQUAL("60", valueOf(text, "web_requests_total{code=\"200\"}").c_str());
+	STRCMP_EQUAL("6", valueOf(text, "web_requests_total{code=\"500\"}").c_str());
+}
+
+TEST_GROUP(Apply) {};
+
+TEST(Apply, GaugesReplaceTheirPreviousSamples)
+{
+	MetricStore store(twoServices());
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(1, {{"vhost", "a"}}), sample(2, {{"vhost", "b"}})})}), 100);
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(3, {{"vhost", "a"}})})}), 105);
+	std::string text = render(store);
+	STRCMP_EQUAL("3", valueOf(text, "web_active{vhost=\"a\"}").c_str());
+	STRCMP_EQUAL("absent", valueOf(text, "web_active{vhost=\"b\"}").c_str());
+}
+
+TEST(Apply, AFamilyAbsentFromAResultKeepsItsSamples)
+{
+	MetricStore store(twoServices());
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(7)})}), 100);
+	applyOk(store, "web", result("status", {family("web_requests_total", MetricType::Counter,
+	    {sample(1)})}), 105);
+	STRCMP_EQUAL("7", valueOf(render(store), "web_active").c_str());
+}
+
+TEST(Apply, AnotherServicesFamilyIsRejectedAndNothingIsApplied)
+{
+	MetricStore store(twoServices());
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(1)})}), 100);
+	std::string before = render(store);
+	auto r = store.apply("web", result("status", {
+	    family("web_active", MetricType::Gauge, {sample(99)}),
+	    family("db_connections", MetricType::Gauge, {sample(666)})}, false), 105);
+	CHECK_FALSE(r.has_value());
+	CHECK(r.error().message.find("db_connections") != std::string::npos);
+	std::string after = render(store);
+	STRCMP_EQUAL("1", valueOf(after, "web_active").c_str());
+	STRCMP_EQUAL("absent", valueOf(after, "db_connections").c_str());
+	// Not even the status of the group moved.
+	STRCMP_EQUAL("1", valueOf(after, "pme_source_up{service=\"web\",group=\"status\"}").c_str());
+	STRCMP_EQUAL("0",
+	    valueOf(after, "pme_source_errors_total{service=\"web\",group=\"status\"}").c_str());
+}
+
+TEST(Apply, UndeclaredFamilyIsRejected)
+{
+	MetricStore store(twoServices());
+	auto r = store.apply("web", result("status", {
+	    family("web_active", MetricType::Gauge, {sample(5)}),
+	    family("made_up", MetricType::Gauge, {sample(1)})}), 100);
+	CHECK_FALSE(r.has_value());
+	std::string text = render(store);
+	STRCMP_EQUAL("absent", valueOf(text, "web_active").c_str());
+	STRCMP_EQUAL("absent", valueOf(text, "made_up").c_str());
+}
+
+TEST(Apply, TypeMismatchIsRejected)
+{
+	MetricStore store(twoServices());
+	auto r = store.apply("web", result("status", {family("web_active", MetricType::Counter,
+	    {sample(5)})}), 100);
+	CHECK_FALSE(r.has_value());
+	STRCMP_EQUAL("absent", valueOf(render(store), "web_active").c_str());
+}
+
+TEST(Apply, UnknownServiceOrGroupIsRejected)
+{
+	MetricStore store(twoServices());
+	CHECK_FALSE(store.apply("nope", result("status", {}), 100).has_value());
+	CHECK_FALSE(store.apply("web", result("stats", {}), 100).has_value());
+}
+
+TEST(Apply, SuffixesAndLabelsThatWouldBreakTheOutputAreRejected)
+{
+	MetricStore store(twoServices());
+	auto bad = [&](common::Sample s) {
+		return !store.apply("web", result("status", {family("web_active", MetricType::Gauge,
+		    {s})}), 100).has_value();
+	};
+	CHECK_TRUE(bad(sample(1, {}, "_bucket")));
+	CHECK_TRUE(bad(sample(1, {}, "_total")));
+	CHECK_TRUE(bad(sample(1, {{"bad-name", "x"}})));
+	CHECK_TRUE(bad(sample(1, {{"__name__", "x"}})));
+	CHECK_TRUE(bad(sample(1, {{"a", "x"}, {"a", "y"}})));
+	CHECK_TRUE(bad(sample(1, {{"a", "\xff"}})));
+	STRCMP_EQUAL("absent", valueOf(render(store), "web_active").c_str());
+}
+
+TEST(Apply, AMetricErrorKeepsTheOldSamplesAndCountsAnError)
+{
+	MetricStore store(twoServices());
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(4)})}), 100);
+	common::GroupResult r = result("status", {});
+	r.metricErrors.emplace_back("web_active", "no match");
+	applyOk(store, "web", r, 105);
+	std::string text = render(store);
+	STRCMP_EQUAL("4", valueOf(text, "web_active").c_str());
+	STRCMP_EQUAL("1",
+	    valueOf(text, "pme_source_errors_total{service=\"web\",group=\"status\"}").c_str());
+}
+
+TEST(Apply, DuplicateSeriesInOneResultKeepsTheFirst)
+{
+	MetricStore store(twoServices());
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(1, {{"a", "x"}, {"b", "y"}}), sample(2, {{"b", "y"}, {"a", "x"}})})}), 100);
+	std::string text = render(store);
+	STRCMP_EQUAL("1", valueOf(text, "web_active{a=\"x\",b=\"y\"}").c_str());
+	UNSIGNED_LONGS_EQUAL(1, count(text, "\nweb_active{"));
+	STRCMP_EQUAL("1", valueOf(text, "pme_series_dropped_total").c_str());
+}
+
+TEST(Apply, GroupStatusDurationSkipsAndExitStatus)
+{
+	MetricStore store(twoServices());
+	common::GroupResult r = result("status", {}, false);
+	r.duration = 1.5;
+	r.skipped = 2;
+	r.exitStatus = 3;
+	applyOk(store, "web", r, 100);
+	std::string text = render(store);
+	std::string labels = "{service=\"web\",group=\"status\"}";
+	STRCMP_EQUAL("0", valueOf(text, "pme_source_up" + labels).c_str());
+	STRCMP_EQUAL("1.5", valueOf(text, "pme_source_duration_seconds" + labels).c_str());
+	STRCMP_EQUAL("1", valueOf(text, "pme_source_errors_total" + labels).c_str());
+	STRCMP_EQUAL("2", valueOf(text, "pme_source_skipped_total" + labels).c_str());
+	STRCMP_EQUAL("3", valueOf(text, "pme_source_exit_status" + labels).c_str());
+	STRCMP_EQUAL("0", valueOf(text, "pme_source_last_success_timestamp_seconds" + labels).c_str());
+	// The db group never reported an exit status: no line for it.
+	STRCMP_EQUAL("absent",
+	    valueOf(text, "pme_source_exit_status{service=\"db\",group=\"stats\"}").c_str());
+
+	applyOk(store, "web", result("status", {}), 1700000000.5);
+	text = render(store);
+	STRCMP_EQUAL("1", valueOf(text, "pme_source_up" + labels).c_str());
+	STRCMP_EQUAL("1700000000.5",
+	    valueOf(text, "pme_source_last_success_timestamp_seconds" + labels).c_str());
+}
+
+TEST(Apply, ConstantLabelsOfTheServiceFollowTheSamplesLabels)
+{
+	MetricStore store(load(R"(
+services:
+  web:
+    labels: { role: front, dc: x }
+    metric_groups:
+      status:
+        source_type: static
+        metrics:
+          web_active: { type: gauge, value: 1 }
+)"));
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(3, {{"vhost", "a"}}), sample(4)})}), 100);
+	std::string text = render(store);
+	STRCMP_EQUAL("3", valueOf(text, "web_active{vhost=\"a\",role=\"front\",dc=\"x\"}").c_str());
+	STRCMP_EQUAL("4", valueOf(text, "web_active{role=\"front\",dc=\"x\"}").c_str());
+}
+
+TEST_GROUP(Lifecycle) {};
+
+TEST(Lifecycle, SamplesAreDroppedOnceStale)
+{
+	MetricStore store(twoServices("        stale_after: 15s\n"));
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(8)})}), 100);
+	store.expire(115);
+	std::string text = render(store);
+	STRCMP_EQUAL("8", valueOf(text, "web_active").c_str());
+	store.expire(115.5);
+	text = render(store);
+	STRCMP_EQUAL("absent", valueOf(text, "web_active").c_str());
+	UNSIGNED_LONGS_EQUAL(0, count(text, "# TYPE web_active"));
+	// A group that stopped reporting is not up any more.
+	STRCMP_EQUAL("0", valueOf(text, "pme_source_up{service=\"web\",group=\"status\"}").c_str());
+}
+
+TEST(Lifecycle, StaleAfterDefaultsToThreeIntervals)
+{
+	MetricStore store(twoServices()); // 5s groups, no stale_after
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(8)})}), 100);
+	store.expire(114);
+	STRCMP_EQUAL("8", valueOf(render(store), "web_active").c_str());
+	store.expire(116);
+	STRCMP_EQUAL("absent", valueOf(render(store), "web_active").c_str());
+}
+
+TEST(Lifecycle, AWorkerGoingDownMarksItsGroupsDownButKeepsTheData)
+{
+	MetricStore store(twoServices());
+	store.setWorkerState("web", WorkerState::Running, 10, "", 99);
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(8)})}), 100);
+	std::string text = render(store);
+	STRCMP_EQUAL("1", valueOf(text, "pme_source_up{service=\"web\",group=\"status\"}").c_str());
+	STRCMP_EQUAL("1", valueOf(text, "pme_worker_up{service=\"web\"}").c_str());
+	store.setWorkerState("web", WorkerState::Restarting, 10, "worker killed by signal 9", 101);
+	text = render(store);
+	STRCMP_EQUAL("0", valueOf(text, "pme_source_up{service=\"web\",group=\"status\"}").c_str());
+	STRCMP_EQUAL("0", valueOf(text, "pme_worker_up{service=\"web\"}").c_str());
+	STRCMP_EQUAL("8", valueOf(text, "web_active").c_str());
+}
+
+TEST(Lifecycle, AllGroupsReportedIgnoresRefusedServices)
+{
+	MetricStore store(twoServices());
+	CHECK_FALSE(store.allGroupsReported());
+	applyOk(store, "web", result("status", {}, false), 100);
+	CHECK_FALSE(store.allGroupsReported());
+	store.setWorkerState("db", WorkerState::Refused, -1, "needs CAP_SETUID", 100);
+	CHECK_TRUE(store.allGroupsReported());
+}
+
+TEST_GROUP(Merging) {};
+
+namespace {
+
+common::Config sharedFamily(const std::string &webLabels = "{}", const std::string &dbLabels = "{}")
+{
+	return load(R"(
+services:
+  web:
+    labels: )" + webLabels + R"(
+    metric_groups:
+      a:
+        source_type: static
+        metrics:
+          up_seconds: { type: gauge, description: Uptime., value: 1 }
+      b:
+        source_type: static
+        metrics:
+          web_only: { type: gauge, value: 1 }
+  db:
+    labels: )" + dbLabels + R"(
+    metric_groups:
+      c:
+        source_type: static
+        metrics:
+          up_seconds: { type: gauge, description: Other help., value: 1 }
+)");
+}
+
+} // namespace
+
+TEST(Merging, OneFamilyFromTwoServicesIsOneContiguousBlock)
+{
+	MetricStore store(sharedFamily("{ svc: web }", "{ svc: db }"));
+	// db reports first, and web's other family sits between in config order.
+	applyOk(store, "db", result("c", {family("up_seconds", MetricType::Gauge, {sample(2)})}), 100);
+	applyOk(store, "web", result("b", {family("web_only", MetricType::Gauge, {sample(9)})}), 100);
+	applyOk(store, "web", result("a", {family("up_seconds", MetricType::Gauge, {sample(1)})}), 100);
+	std::string text = render(store);
+	UNSIGNED_LONGS_EQUAL(1, count(text, "# HELP up_seconds "));
+	UNSIGNED_LONGS_EQUAL(1, count(text, "# TYPE up_seconds gauge"));
+	std::string block = "# HELP up_seconds Uptime.\n# TYPE up_seconds gauge\n"
+	    "up_seconds{svc=\"web\"} 1\nup_seconds{svc=\"db\"} 2\n";
+	CHECK_TEXT(text.find(block) != std::string::npos, text.c_str());
+	STRCMP_EQUAL("0", valueOf(text, "pme_series_dropped_total").c_str());
+}
+
+TEST(Merging, ASeriesExportedByTwoServicesIsDroppedOnceAndCounted)
+{
+	MetricStore store(sharedFamily());
+	applyOk(store, "web", result("a", {family("up_seconds", MetricType::Gauge,
+	    {sample(1, {{"k", "same"}}), sample(5, {{"k", "web"}})})}), 100);
+	applyOk(store, "db", result("c", {family("up_seconds", MetricType::Gauge,
+	    {sample(2, {{"k", "same"}}), sample(6, {{"k", "db"}})})}), 100);
+	std::string text = render(store);
+	UNSIGNED_LONGS_EQUAL(1, count(text, "up_seconds{k=\"same\"}"));
+	STRCMP_EQUAL("1", valueOf(text, "up_seconds{k=\"same\"}").c_str());
+	STRCMP_EQUAL("5", valueOf(text, "up_seconds{k=\"web\"}").c_str());
+	STRCMP_EQUAL("6", valueOf(text, "up_seconds{k=\"db\"}").c_str());
+	STRCMP_EQUAL("1", valueOf(text, "pme_series_dropped_total").c_str());
+}
+
+TEST(Merging, ATypeConflictBetweenServicesNeverReachesTheOutput)
+{
+	// Built by hand: the config check may refuse this; the store must
+	// keep its output valid anyway.
+	MetricStore store(config({
+	    service("web", {group("a", {metric("x_value", MetricType::Gauge)})}),
+	    service("db", {group("c", {metric("x_value", MetricType::Untyped)})}),
+	}));
+	applyOk(store, "web", result("a", {family("x_value", MetricType::Gauge,
+	    {sample(1, {{"s", "web"}})})}), 100);
+	applyOk(store, "db", result("c", {family("x_value", MetricType::Untyped,
+	    {sample(2, {{"s", "db"}})})}), 100);
+	std::string text = render(store);
+	UNSIGNED_LONGS_EQUAL(1, count(text, "# TYPE x_value "));
+	STRCMP_EQUAL("1", valueOf(text, "x_value{s=\"web\"}").c_str());
+	STRCMP_EQUAL("absent", valueOf(text, "x_value{s=\"db\"}").c_str());
+}
+
+TEST_GROUP(Rendering) {};
+
+TEST(Rendering, TheSameBodyIsHandedOutUntilSomethingChanges)
+{
+	MetricStore store(twoServices());
+	auto first = store.exposition();
+	auto again = store.exposition();
+	CHECK(first.get() == again.get());
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(1)})}), 100);
+	auto changed = store.exposition();
+	CHECK(changed.get() != first.get());
+	CHECK(store.exposition().get() == changed.get());
+	store.countScrape();
+	auto scraped = store.exposition();
+	CHECK(scraped.get() != changed.get());
+	STRCMP_EQUAL("1", valueOf(*scraped, "pme_scrapes_total").c_str());
+	// The old body is intact for whoever still sends it.
+	STRCMP_EQUAL("absent", valueOf(*first, "web_active").c_str());
+	STRCMP_EQUAL("1", valueOf(*changed, "web_active").c_str());
+}
+
+TEST(Rendering, SelfMetricsAndHelpFromTheConfig)
+{
+	MetricStore store(twoServices());
+	store.countFrames("web", 3);
+	store.countProtocolError("db");
+	applyOk(store, "web", result("status", {family("web_requests_total", MetricType::Counter,
+	    {sample(1)})}), 100);
+	std::string text = render(store);
+	CHECK(text.find("# HELP web_requests_total Requests served.\n"
+	    "# TYPE web_requests_total counter\nweb_requests_total 1\n") != std::string::npos);
+	STRCMP_EQUAL("3", valueOf(text, "pme_frames_received_total{service=\"web\"}").c_str());
+	STRCMP_EQUAL("1", valueOf(text, "pme_protocol_errors_total{service=\"db\"}").c_str());
+	STRCMP_EQUAL("1", valueOf(text, "pme_build_info{version=\"" PME_VERSION "\"}").c_str());
+	for (const char *name : {"process_cpu_seconds_total", "process_resident_memory_bytes",
+	    "process_virtual_memory_bytes", "process_open_fds", "process_start_time_seconds"}) {
+		CHECK_TEXT(valueOf(text, name) != "absent", name);
+		CHECK_TEXT(count(text, std::string("# TYPE ") + name + " ") == 1, name);
+	}
+	CHECK(std::strtod(valueOf(text, "process_resident_memory_bytes").c_str(), nullptr) > 0);
+	CHECK(std::strtod(valueOf(text, "process_open_fds").c_str(), nullptr) >= 3);
+	double start = std::strtod(valueOf(text, "process_start_time_seconds").c_str(), nullptr);
+	CHECK(start > 1e9 && start <= static_cast<double>(time(nullptr)) + 1);
+	// A family declared but never reported is not written at all.
+	UNSIGNED_LONGS_EQUAL(0, count(text, "db_connections"));
+	// Every family has both HELP and TYPE.
+	UNSIGNED_LONGS_EQUAL(count(text, "# HELP "), count(text, "# TYPE "));
+}
+
+namespace {
+
+// promtool check metrics on the text; -1 when promtool is not installed.
+int promtool(const std::string &text, std::string *output)
+{
+	const char *path = "/usr/bin/promtool";
+	if (access(path, X_OK) != 0)
+		return -1;
+	char file[] = "/tmp/pme-test-exposition-XXXXXX";
+	int fd = mkstemp(file);
+	if (fd < 0)
+		return -2;
+	CHECK(write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+	close(fd);
+	std::string cmd = std::string(path) + " check metrics < " + file + " 2>&1";
+	FILE *p = popen(cmd.c_str(), "r");
+	if (!p)
+		return -2;
+	char buf[512];
+	while (fgets(buf, sizeof buf, p))
+		*output += buf;
+	int status = pclose(p);
+	unlink(file);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
+}
+
+} // namespace
+
+TEST(Rendering, TheOutputPassesPromtoolCheckMetrics)
+{
+	MetricStore store(load(R"(
+services:
+  web:
+    labels: { role: front }
+    metric_groups:
+      status:
+        source_type: static
+        metrics:
+          web_requests_total:
+            type: counter
+            description: "Requests \\ served\nper code."
+            value: 1
+          web_active: { type: gauge, description: Open connections., value: 1 }
+          web_version_info: { type: info, description: Version., value: 1 }
+          web_odd: { type: untyped, value: 1 }
+  db:
+    metric_groups:
+      stats:
+        source_type: static
+        metrics:
+          web_active: { type: gauge, description: Open connections., value: 1 }
+)"));
+	store.setWorkerState("web", WorkerState::Running, 1234, "", 99);
+	applyOk(store, "web", result("status", {
+	    family("web_requests_total", MetricType::Counter,
+	        {sample(3, {{"code", "200"}}), sample(1, {{"code", "500"}})}),
+	    family("web_active", MetricType::Gauge,
+	        {sample(1e-9, {{"path", "C:\\x \"q\"\nz"}}), sample(NAN, {{"path", "nan"}}),
+	         sample(INFINITY, {{"path", "inf"}}), sample(-0.0, {{"path", "zero"}})}),
+	    family("web_version_info", MetricType::Info, {sample(1, {{"version", "1.2\xc3\xa9"}})}),
+	    family("web_odd", MetricType::Untyped, {sample(1e21)})}), 100);
+	applyOk(store, "db", result("stats", {family("web_active", MetricType::Gauge,
+	    {sample(2, {{"path", "db"}}), sample(1, {{"path", "nan"}, {"role", "front"}})})}), 100);
+	common::GroupResult failed = result("stats", {}, false);
+	failed.exitStatus = 2;
+	applyOk(store, "db", failed, 101);
+	store.countScrape();
+	std::string text = render(store);
+
+	std::string output;
+	int rc = promtool(text, &output);
+	if (rc == -1) {
+		printf("\n/usr/bin/promtool not installed: promtool check metrics skipped\n");
+		return;
+	}
+	CHECK_TEXT(rc == 0, (output + "\n---\n" + text).c_str());
+	// The duplicate (path=nan, role=front) from db was dropped.
+	STRCMP_EQUAL("1", valueOf(text, "pme_series_dropped_total").c_str());
+}
+
+TEST_GROUP(Health) {};
+
+namespace {
+
+common::CPtr<json_t> parseHealth(MetricStore &store, bool *healthy, double now)
+{
+	std::string body = store.healthJson(healthy, now);
+	json_error_t err;
+	common::CPtr<json_t> j(json_loads(body.c_str(), 0, &err));
+	CHECK_TEXT(j != nullptr, body.c_str());
+	return j;
+}
+
+} // namespace
+
+TEST(Health, DegradedUntilEveryWorkerRunsAndEveryGroupReported)
+{
+	MetricStore store(twoServices());
+	bool healthy = true;
+	auto j = parseHealth(store, &healthy, 100);
+	CHECK_FALSE(healthy);
+	STRCMP_EQUAL("degraded", json_string_value(json_object_get(j.get(), "status")));
+
+	store.setWorkerState("web", WorkerState::Running, 11, "", 100);
+	store.setWorkerState("db", WorkerState::Running, 12, "", 100);
+	parseHealth(store, &healthy, 100);
+	CHECK_FALSE(healthy); // running, but no data yet
+
+	applyOk(store, "web", result("status", {}), 101);
+	applyOk(store, "db", result("stats", {}), 101.5);
+	j = parseHealth(store, &healthy, 102);
+	CHECK_TRUE(healthy);
+	STRCMP_EQUAL("ok", json_string_value(json_object_get(j.get(), "status")));
+	json_t *web = json_object_get(json_object_get(j.get(), "services"), "web");
+	STRCMP_EQUAL("running", json_string_value(json_object_get(web, "state")));
+	LONGS_EQUAL(11, json_integer_value(json_object_get(web, "pid")));
+	LONGS_EQUAL(0, json_integer_value(json_object_get(web, "restarts")));
+	json_t *g = json_object_get(json_object_get(web, "groups"), "status");
+	CHECK_TRUE(json_is_true(json_object_get(g, "up")));
+	DOUBLES_EQUAL(101, json_real_value(json_object_get(g, "last_success")), 1e-9);
+	LONGS_EQUAL(0, json_integer_value(json_object_get(g, "errors")));
+	STRCMP_EQUAL("", json_string_value(json_object_get(g, "error")));
+}
+
+TEST(Health, AFailingGroupMakesItDegradedWithTheErrorText)
+{
+	MetricStore store(twoServices());
+	store.setWorkerState("web", WorkerState::Running, 11, "", 100);
+	store.setWorkerState("db", WorkerState::Running, 12, "", 100);
+	applyOk(store, "db", result("stats", {}), 101);
+	common::GroupResult r = result("status", {}, false);
+	r.error = "curl: \"quoted\"\nsecond line \xff";
+	applyOk(store, "web", r, 101);
+	bool healthy = true;
+	auto j = parseHealth(store, &healthy, 102);
+	CHECK_FALSE(healthy);
+	json_t *g = json_object_get(json_object_get(json_object_get(json_object_get(j.get(),
+	    "services"), "web"), "groups"), "status");
+	CHECK_TRUE(json_is_false(json_object_get(g, "up")));
+	CHECK_TRUE(json_is_null(json_object_get(g, "last_success")));
+	LONGS_EQUAL(1, json_integer_value(json_object_get(g, "errors")));
+	STRCMP_EQUAL("curl: \"quoted\" second line ?", json_string_value(json_object_get(g, "error")));
+}
+
+TEST(Health, GroupsThatStoppedReportingAreNotUp)
+{
+	MetricStore store(twoServices());
+	store.setWorkerState("web", WorkerState::Running, 11, "", 100);
+	store.setWorkerState("db", WorkerState::Running, 12, "", 100);
+	applyOk(store, "web", result("status", {}), 100);
+	applyOk(store, "db", result("stats", {}), 100);
+	bool healthy = false;
+	parseHealth(store, &healthy, 110);
+	CHECK_TRUE(healthy);
+	parseHealth(store, &healthy, 130); // 3 intervals of 5s later
+	CHECK_FALSE(healthy);
+}
+
+TEST(Health, AStoppedWorkerIsReportedWithItsReason)
+{
+	MetricStore store(twoServices());
+	store.setWorkerState("db", WorkerState::Refused, -1, "needs CAP_SETUID", 100);
+	bool healthy = true;
+	auto j = parseHealth(store, &healthy, 100);
+	CHECK_FALSE(healthy);
+	json_t *db = json_object_get(json_object_get(j.get(), "services"), "db");
+	STRCMP_EQUAL("refused", json_string_value(json_object_get(db, "state")));
+	STRCMP_EQUAL("needs CAP_SETUID", json_string_value(json_object_get(db, "reason")));
+	CHECK_TRUE(json_is_null(json_object_get(db, "pid")));
+}
