@@ -1,0 +1,322 @@
+// SPDX-License-Identifier: ISC
+// Worker: schedules, one read per cycle, results and their errors.
+#include <unistd.h>
+#include <uv.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "worker/worker.hpp"
+
+#include <CppUTest/TestHarness.h>
+
+using namespace pme;
+using common::GroupConfig;
+using common::GroupResult;
+using common::MetricConfig;
+using common::Millis;
+using worker::Worker;
+
+namespace {
+
+MetricConfig metric(const std::string &name, const std::string &filter)
+{
+	MetricConfig m;
+	m.key = name;
+	m.name = "svc_" + name;
+	m.baseName = name;
+	m.description = name;
+	m.filter = filter;
+	return m;
+}
+
+GroupConfig commandGroup(const std::string &key, const std::string &script)
+{
+	GroupConfig g;
+	g.key = key;
+	g.sourceType = common::SourceType::Command;
+	g.shell = true;
+	g.source = script;
+	g.effectiveInterval = Millis(5000);
+	return g;
+}
+
+const common::Family *family(const GroupResult &r, const std::string &name)
+{
+	for (const auto &f : r.families)
+		if (f.name == name)
+			return &f;
+	return nullptr;
+}
+
+std::string slurp(const std::string &path)
+{
+	std::ifstream in(path);
+	std::stringstream ss;
+	ss << in.rdbuf();
+	return ss.str();
+}
+
+} // namespace
+
+TEST_GROUP(Worker)
+{
+	uv_loop_t loop;
+	common::ServiceConfig service;
+	worker::WorkerOptions options;
+	std::vector<GroupResult> results;
+
+	void setup() override
+	{
+		uv_loop_init(&loop);
+		service.key = service.name = "svc";
+		options.once = true;
+		options.baseEnv = {{"PATH", "/usr/bin:/bin"}};
+	}
+
+	void teardown() override
+	{
+		uv_run(&loop, UV_RUN_DEFAULT);
+		LONGS_EQUAL(0, uv_loop_close(&loop));
+	}
+
+	// Run until n results have arrived, then stop the worker.
+	void collect(size_t n)
+	{
+		Worker w(&loop, service, options, [&](const GroupResult &r) {
+			results.push_back(r);
+			if (results.size() >= n)
+				w.stop();
+		});
+		w.start();
+		uv_run(&loop, UV_RUN_DEFAULT);
+		LONGS_EQUAL(n, results.size());
+	}
+};
+
+TEST(Worker, StaticGroupReportsItsValues)
+{
+	GroupConfig g;
+	g.key = "version_info";
+	g.standalone = true;
+	MetricConfig m;
+	m.name = "svc_version_info";
+	m.type = common::MetricType::Info;
+	m.labels = {{"version", "1.2"}};
+	m.staticValue = 1;
+	g.metrics.push_back(m);
+	service.groups.push_back(g);
+	collect(1);
+	const GroupResult &r = results[0];
+	STRCMP_EQUAL("version_info", r.group.c_str());
+	LONGS_EQUAL(1, r.sequence);
+	CHECK(r.ok);
+	LONGS_EQUAL(-1, r.exitStatus);
+	LONGS_EQUAL(1, r.families.size());
+	CHECK(r.families[0].type == common::MetricType::Info);
+	STRCMP_EQUAL("1.2", r.families[0].samples[0].labels[0].value.c_str());
+}
+
+TEST(Worker, OneCommandRunFeedsEveryMetric)
+{
+	std::string counter = "/tmp/pme-worker-test-" + std::to_string(getpid());
+	GroupConfig g = commandGroup("status",
+	    "echo run >> " + counter + "; printf 'Active connections: 7\\nReading: 1 Writing: 2\\n'");
+	g.metrics.push_back(metric("active", R"(Active connections:\s+(\d+))"));
+	g.metrics.push_back(metric("reading", R"(Reading: (\d+))"));
+	g.metrics.push_back(metric("writing", R"(Writing: (\d+))"));
+	service.groups.push_back(g);
+	collect(1);
+	const GroupResult &r = results[0];
+	CHECK(r.ok);
+	LONGS_EQUAL(0, r.exitStatus);
+	CHECK(r.duration > 0 && r.duration < 5);
+	LONGS_EQUAL(3, r.families.size());
+	DOUBLES_EQUAL(7, family(r, "svc_active")->samples[0].value, 0);
+	DOUBLES_EQUAL(1, family(r, "svc_reading")->samples[0].value, 0);
+	DOUBLES_EQUAL(2, family(r, "svc_writing")->samples[0].value, 0);
+	std::string all = slurp(counter);
+	std::remove(counter.c_str());
+	STRCMP_EQUAL("run\n", all.c_str());
+}
+
+TEST(Worker, MetricErrorsDoNotFailTheGroup)
+{
+	GroupConfig g = commandGroup("g", "echo 'up 1'");
+	g.metrics.push_back(metric("up", R"(up (\d+))"));
+	g.metrics.push_back(metric("down", R"(down (\d+))"));
+	MetricConfig fallback = metric("other", R"(other (\d+))");
+	fallback.valueOnError = -1;
+	g.metrics.push_back(fallback);
+	service.groups.push_back(g);
+	collect(1);
+	const GroupResult &r = results[0];
+	CHECK(r.ok);
+	STRCMP_EQUAL("", r.error.c_str());
+	LONGS_EQUAL(2, r.families.size());
+	DOUBLES_EQUAL(-1, family(r, "svc_other")->samples[0].value, 0);
+	LONGS_EQUAL(1, r.metricErrors.size());
+	STRCMP_EQUAL("svc_down", r.metricErrors[0].first.c_str());
+	STRCMP_EQUAL("filter matched nothing", r.metricErrors[0].second.c_str());
+}
+
+TEST(Worker, FailedSourceFailsTheGroupAndOnlyValueOnErrorRemains)
+{
+	GroupConfig g = commandGroup("g", "echo 'up 1'; echo 'no route to host' >&2; exit 2");
+	g.metrics.push_back(metric("up", R"(up (\d+))"));
+	MetricConfig fallback = metric("reachable", R"(up (\d+))");
+	fallback.valueOnError = 0;
+	g.metrics.push_back(fallback);
+	service.groups.push_back(g);
+	collect(1);
+	const GroupResult &r = results[0];
+	CHECK_FALSE(r.ok);
+	LONGS_EQUAL(2, r.exitStatus);
+	STRCMP_CONTAINS("exited with status 2: no route to host", r.error.c_str());
+	LONGS_EQUAL(1, r.families.size());
+	DOUBLES_EQUAL(0, family(r, "svc_reachable")->samples[0].value, 0);
+	LONGS_EQUAL(0, r.metricErrors.size());
+}
+
+TEST(Worker, TruncatedOutputIsParsedButReported)
+{
+	GroupConfig g = commandGroup("g", "echo 'value 5'; head -c 5000 /dev/zero");
+	g.maxOutput = 100;
+	g.metrics.push_back(metric("v", R"(value (\d+))"));
+	service.groups.push_back(g);
+	collect(1);
+	const GroupResult &r = results[0];
+	CHECK_FALSE(r.ok);
+	STRCMP_CONTAINS("truncated at 100 bytes", r.error.c_str());
+	DOUBLES_EQUAL(5, family(r, "svc_v")->samples[0].value, 0);
+}
+
+TEST(Worker, FileGroupReadsTheFile)
+{
+	GroupConfig g;
+	g.key = "load";
+	g.sourceType = common::SourceType::File;
+	const char *root = std::getenv("PME_SOURCE_ROOT");
+	g.source = std::string(root ? root : ".") + "/tests/data/text/loadavg.txt";
+	g.metrics.push_back(metric("load1", R"(^(\S+))"));
+	service.groups.push_back(g);
+	collect(1);
+	CHECK(results[0].ok);
+	DOUBLES_EQUAL(0.52, family(results[0], "svc_load1")->samples[0].value, 0);
+}
+
+TEST(Worker, UnsupportedContentTypeIsAGroupError)
+{
+	GroupConfig g = commandGroup("j", "echo '{}'");
+	g.contentType = common::ContentType::Json;
+	MetricConfig m = metric("x", "$.x");
+	m.valueOnError = 0;
+	g.metrics.push_back(m);
+	service.groups.push_back(g);
+	collect(1);
+	CHECK_FALSE(results[0].ok);
+	STRCMP_EQUAL("content type json is not supported by this pme-worker",
+	    results[0].error.c_str());
+	LONGS_EQUAL(1, results[0].families.size());
+}
+
+TEST(Worker, BadFilterIsAMetricErrorEveryCycle)
+{
+	GroupConfig g = commandGroup("g", "echo 1");
+	g.metrics.push_back(metric("bad", "(unclosed"));
+	service.groups.push_back(g);
+	collect(1);
+	CHECK(results[0].ok);
+	LONGS_EQUAL(1, results[0].metricErrors.size());
+	STRCMP_CONTAINS("missing closing parenthesis", results[0].metricErrors[0].second.c_str());
+}
+
+TEST(Worker, ATickWhileRunningIsSkippedAndCounted)
+{
+	options.once = false;
+	GroupConfig g = commandGroup("slow", "sleep 0.45; echo 1");
+	g.effectiveInterval = Millis(100);
+	g.metrics.push_back(metric("one", R"(\d+)"));
+	service.groups.push_back(g);
+	collect(2);
+	LONGS_EQUAL(1, results[0].sequence);
+	LONGS_EQUAL(2, results[1].sequence);
+	// About four ticks fall into each run of 450ms.
+	CHECK(results[0].skipped >= 2 && results[0].skipped <= 5);
+	CHECK(results[1].skipped >= 2 && results[1].skipped <= 5);
+	CHECK(results[0].ok && results[1].ok);
+}
+
+TEST(Worker, CacheTtlReusesAYoungRead)
+{
+	options.once = false;
+	std::string counter = "/tmp/pme-worker-ttl-" + std::to_string(getpid());
+	GroupConfig g = commandGroup("cached", "echo run >> " + counter + "; echo 1");
+	g.effectiveInterval = Millis(50);
+	g.cacheTtl = Millis(60000);
+	g.metrics.push_back(metric("one", R"(\d+)"));
+	service.groups.push_back(g);
+	collect(3);
+	std::string all = slurp(counter);
+	std::remove(counter.c_str());
+	STRCMP_EQUAL("run\n", all.c_str());
+	for (const auto &r : results)
+		DOUBLES_EQUAL(1, r.families[0].samples[0].value, 0);
+}
+
+TEST(Worker, GroupsAreSpreadOverTheirInterval)
+{
+	Millis a = worker::startOffset("nginx", "status", Millis(60000));
+	CHECK(a == worker::startOffset("nginx", "status", Millis(60000)));
+	CHECK(a.count() >= 0 && a.count() < 60000);
+	// 100 groups over a minute do not land on a handful of ticks.
+	std::vector<bool> second(60);
+	for (int i = 0; i < 100; i++)
+		second[static_cast<size_t>(worker::startOffset("svc", "g" + std::to_string(i),
+		    Millis(60000)).count() / 1000)] = true;
+	int used = 0;
+	for (bool b : second)
+		used += b;
+	CHECK(used > 30);
+	LONGS_EQUAL(0, worker::startOffset("a", "b", Millis(0)).count());
+}
+
+TEST(Worker, StopKillsARunningCommand)
+{
+	std::string pidfile = "/tmp/pme-worker-stop-" + std::to_string(getpid());
+	GroupConfig g = commandGroup("hang", "echo $$ > " + pidfile + "; sleep 100");
+	g.metrics.push_back(metric("x", R"(\d+)"));
+	service.groups.push_back(g);
+	{
+		Worker w(&loop, service, options, [&](const GroupResult &r) { results.push_back(r); });
+		w.start();
+		uv_timer_t t;
+		uv_timer_init(&loop, &t);
+		t.data = &w;
+		uv_timer_start(&t, [](uv_timer_t *h) noexcept {
+			static_cast<Worker *>(h->data)->stop();
+			uv_close(reinterpret_cast<uv_handle_t *>(h), nullptr);
+		}, 300, 0);
+		uv_run(&loop, UV_RUN_DEFAULT);
+	}
+	LONGS_EQUAL(0, results.size());
+	std::ifstream in(pidfile);
+	pid_t pid = 0;
+	in >> pid;
+	std::remove(pidfile.c_str());
+	CHECK(pid > 0);
+	bool gone = false;
+	for (int i = 0; i < 200 && !gone; i++) {
+		std::ifstream st("/proc/" + std::to_string(pid) + "/stat");
+		std::string line;
+		std::getline(st, line);
+		size_t p = line.rfind(')');
+		gone = line.empty() || (p != std::string::npos && line[p + 2] == 'Z');
+		if (!gone)
+			usleep(10000);
+	}
+	CHECK(gone);
+}
