@@ -41,6 +41,7 @@ struct MetricConfig {
 	std::optional<std::string> valueTemplate;  // value: "${used}" (text) ...
 	std::optional<double> staticValue;         // value: 1 (static sources)
 	std::optional<double> valueOnError;
+	double scale = 1;             // multiplies numbers read from the source
 	Pairs labels;                 // label name -> template ("$1", "${name}", "literal")
 	std::vector<std::pair<std::string, double>> values;  // value mapping {UP: 1}
 	Location where;

@@ -251,7 +251,7 @@ const std::vector<std::string> groupKeys = {"source_type", "source", "command", 
     "content_type", "interval", "collection_frequency", "timeout", "cache_ttl", "stale_after",
     "max_output", "multiline", "env", "metrics", "description"};
 const std::vector<std::string> metricKeys = {"name", "type", "description", "filter", "value",
-    "value_on_error", "labels", "values", "multiline"};
+    "value_on_error", "scale", "labels", "values", "multiline"};
 
 std::vector<std::string> standaloneKeys()
 {
@@ -784,6 +784,14 @@ bool Loader::metricKey(MetricDraft &md, const std::string &key, Node, Node v)
 	} else if (key == "value_on_error") {
 		if (auto d = getNumber(v, key))
 			m.valueOnError = *d;
+	} else if (key == "scale") {
+		if (auto d = getNumber(v, key)) {
+			if (!std::isfinite(*d) || *d == 0)
+				error(v, "'scale' must be a finite number other than 0, got " +
+				    describe(v));
+			else
+				m.scale = *d;
+		}
 	} else if (key == "labels") {
 		getLabels(v, key, m.labels, &md.labelKeyNodes, &md.labelValueNodes);
 	} else if (key == "values") {

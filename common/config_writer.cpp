@@ -226,6 +226,10 @@ void writeMetricKeys(Writer &w, const MetricConfig &m)
 		w.string("value_on_error");
 		w.number(*m.valueOnError);
 	}
+	if (m.scale != 1) {
+		w.string("scale");
+		w.number(m.scale);
+	}
 	if (!m.labels.empty()) {
 		w.string("labels");
 		w.pairs(m.labels);

@@ -1,36 +1,63 @@
 // SPDX-License-Identifier: ISC
-// libuv handles that do not move and outlive uv_close (STYLE §14).
+// UvHandle<T>: a libuv handle in a heap node that lives until its close callback (STYLE §14).
 #pragma once
 
 #include <uv.h>
 
+#include <utility>
+
 namespace pme::common {
 
-// A handle of type H in its own heap node, large enough for any handle
-// type, with data set to the owner.  Release it only with closeHandle().
-template <typename H>
-H *newHandle(void *owner)
-{
-	auto *node = new uv_any_handle{};
-	H *h = reinterpret_cast<H *>(node);
-	h->data = owner;
-	return h;
-}
+// libuv handles must not move and must stay allocated until uv_close()'s
+// callback has run, which is after their owner may be gone.  The owner holds
+// a UvHandle; the node itself is freed by the close callback.  Callbacks
+// reach the owner through handle->data, which is cleared when the owner
+// lets go of the handle.
+template <typename T>
+class UvHandle {
+public:
+	UvHandle() : h_(new T{}) {}
+	~UvHandle() { close(); }
+	UvHandle(const UvHandle &) = delete;
+	UvHandle &operator=(const UvHandle &) = delete;
 
-// Close a handle made by newHandle(); its node is freed by the close
-// callback, so the loop never sees freed memory.  Safe to call twice.
-template <typename H>
-void closeHandle(H *&h)
-{
-	if (h == nullptr)
-		return;
-	auto *base = reinterpret_cast<uv_handle_t *>(h);
-	base->data = nullptr;
-	if (!uv_is_closing(base))
-		uv_close(base, [](uv_handle_t *x) noexcept {
-			delete reinterpret_cast<uv_any_handle *>(x);
-		});
-	h = nullptr;
-}
+	T *get() const { return h_; }
+	uv_handle_t *handle() const { return reinterpret_cast<uv_handle_t *>(h_); }
+	explicit operator bool() const { return h_ != nullptr; }
+	bool isInitialized() const { return init_; }
 
-} // namespace pme::common
+	// uv_*_init() succeeded (or uv_spawn() was called, which initializes
+	// the handle even when it fails): from now on only uv_close() frees it.
+	void initialized() { init_ = true; }
+
+	// Close the handle (once); the node is freed when libuv is done with it.
+	void close() noexcept
+	{
+		T *h = std::exchange(h_, nullptr);
+		if (h == nullptr)
+			return;
+		if (!init_) {
+			delete h;
+			return;
+		}
+		h->data = nullptr;
+		if (!uv_is_closing(reinterpret_cast<uv_handle_t *>(h)))
+			uv_close(reinterpret_cast<uv_handle_t *>(h), freeNode);
+	}
+
+	// Give the node up without closing it: whoever gets it must close it
+	// with freeNode as the callback.
+	T *release() noexcept
+	{
+		init_ = false;
+		return std::exchange(h_, nullptr);
+	}
+
+	static void freeNode(uv_handle_t *h) noexcept { delete reinterpret_cast<T *>(h); }
+
+private:
+	T *h_;
+	bool init_ = false;
+};
+
+} // namespace pme::worker

@@ -53,8 +53,13 @@ int checkOnly(const common::Config &config, daemon::PrivMode mode)
 	auto checkMode = mode == daemon::PrivMode::Development ? daemon::PrivMode::Capable : mode;
 	auto sup = daemon::supervisorIdentity(config, mode);
 	if (!sup) {
-		std::fprintf(stderr, "%s: %s\n", config.path.c_str(), sup.error().message.c_str());
-		return EX_NOUSER;
+		// The file is fine; this machine lacks the user.  pmed itself
+		// refuses to start until it exists.
+		std::fprintf(stderr, "%s: note: %s\n", config.path.c_str(), sup.error().message.c_str());
+		daemon::Identity placeholder;
+		placeholder.uid = placeholder.gid = 65534;
+		placeholder.user = config.exporter.user;
+		sup = placeholder;
 	}
 	for (const auto &s : config.services) {
 		auto id = daemon::resolveServiceIdentity(s, *sup, checkMode);

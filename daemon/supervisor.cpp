@@ -41,10 +41,9 @@
 
 namespace pme::daemon {
 
-using common::closeHandle;
 using common::fail;
-using common::newHandle;
 using common::Result;
+using common::UvHandle;
 namespace log = common::log;
 
 namespace {
@@ -104,7 +103,8 @@ private:
 	ServiceRuntime &svc_;
 	int fd_;
 	pid_t pid_;
-	uv_pipe_t *pipe_ = nullptr;
+	UvHandle<uv_pipe_t> pipe_;
+	bool pipeOwnsFd_ = false;
 	common::FrameDecoder decoder_{PME_PROTO_MAX_PAYLOAD};
 	common::GroupResultAssembler assembler_;
 	bool hello_ = false;
@@ -114,11 +114,12 @@ private:
 };
 
 struct ServiceRuntime {
+	Supervisor::Impl *sup = nullptr;
 	const common::ServiceConfig *config = nullptr;
 	std::unique_ptr<WorkerLink> link;
 	pid_t pid = -1;
 	WorkerState state = WorkerState::Starting;
-	uv_timer_t *restart = nullptr;
+	UvHandle<uv_timer_t> restart;
 	uint64_t backoffMs = kBackoffFirstMs;
 	double startedAt = 0;
 	bool stopping = false;        // a STOP was sent; its exit is expected
@@ -132,10 +133,10 @@ struct Supervisor::Impl {
 	MetricStore store;
 	std::map<std::string, ServiceRuntime> services;
 	std::vector<std::unique_ptr<HttpServer>> servers;
-	uv_poll_t *spawnerPoll = nullptr;
-	uv_signal_t *sigterm = nullptr, *sigint = nullptr, *sighup = nullptr, *sigchld = nullptr;
-	uv_timer_t *tick = nullptr;
-	uv_timer_t *shutdownTimer = nullptr;
+	UvHandle<uv_poll_t> spawnerPoll;
+	UvHandle<uv_signal_t> sigterm, sigint, sighup, sigchld;
+	UvHandle<uv_timer_t> tick;
+	UvHandle<uv_timer_t> shutdownTimer;
 	bool shuttingDown = false;
 	bool spawnerGone = false;
 	int exitCode = 0;
@@ -144,8 +145,10 @@ struct Supervisor::Impl {
 	Impl(uv_loop_t *l, common::Config c, SpawnerHandle s, SupervisorOptions o)
 	    : loop(l), config(std::move(c)), spawner(std::move(s)), opts(o), store(config)
 	{
-		for (const auto &svc : config.services)
+		for (const auto &svc : config.services) {
 			services[svc.name].config = &svc;
+			services[svc.name].sup = this;
+		}
 	}
 
 	Result<void> start();
@@ -172,22 +175,22 @@ WorkerLink::WorkerLink(Supervisor::Impl &sup, ServiceRuntime &svc, int fd, pid_t
 
 WorkerLink::~WorkerLink()
 {
-	if (pipe_ != nullptr) {
-		closeHandle(pipe_);   // closes fd_ too
-	} else if (fd_ >= 0) {
+	pipe_.close();   // closes fd_ once the pipe owns it
+	if (!pipeOwnsFd_ && fd_ >= 0)
 		::close(fd_);
-	}
 }
 
 Result<void> WorkerLink::open()
 {
 	if (!decoder_.ok())
 		return fail("out of memory");
-	pipe_ = newHandle<uv_pipe_t>(this);
-	uv_pipe_init(sup_.loop, pipe_, 0);
-	int r = uv_pipe_open(pipe_, fd_);
+	uv_pipe_init(sup_.loop, pipe_.get(), 0);
+	pipe_.initialized();
+	pipe_.get()->data = this;
+	int r = uv_pipe_open(pipe_.get(), fd_);
+	pipeOwnsFd_ = r == 0;
 	if (r == 0)
-		r = uv_read_start(reinterpret_cast<uv_stream_t *>(pipe_), onAlloc, onRead);
+		r = uv_read_start(reinterpret_cast<uv_stream_t *>(pipe_.get()), onAlloc, onRead);
 	if (r != 0)
 		return fail(std::string("worker socket: ") + uv_strerror(r));
 	return {};
@@ -395,18 +398,15 @@ void Supervisor::Impl::scheduleRestart(ServiceRuntime &svc)
 		svc.backoffMs = kBackoffFirstMs;
 	uint64_t delay = svc.backoffMs;
 	svc.backoffMs = std::min(svc.backoffMs * 2, kBackoffMaxMs);
-	if (svc.restart == nullptr) {
-		svc.restart = newHandle<uv_timer_t>(&svc);
-		uv_timer_init(loop, svc.restart);
+	if (!svc.restart.isInitialized()) {
+		uv_timer_init(loop, svc.restart.get());
+		svc.restart.initialized();
+		svc.restart.get()->data = &svc;
 	}
-	svc.restart->data = this;
-	uv_timer_start(svc.restart, [](uv_timer_t *t) noexcept {
-		auto *self = static_cast<Impl *>(t->data);
-		if (self == nullptr)
-			return;
-		for (auto &[name, s] : self->services)
-			if (s.restart == t && !self->shuttingDown)
-				self->startService(s);
+	uv_timer_start(svc.restart.get(), [](uv_timer_t *t) noexcept {
+		auto *s = static_cast<ServiceRuntime *>(t->data);
+		if (s != nullptr && !s->sup->shuttingDown)
+			s->sup->startService(*s);
 	}, delay, 0);
 	store.countRestart(svc.config->name);
 	log::info("worker[%s]: restarting in %.0fs", svc.config->name.c_str(),
@@ -427,7 +427,7 @@ void Supervisor::Impl::onSpawnerReadable()
 				log::warnx("the spawner closed its socket%s%s",
 				    n ? "" : ": ", n ? "" : n.error().message.c_str());
 			spawnerGone = true;
-			closeHandle(spawnerPoll);
+			spawnerPoll.close();
 			if (!shuttingDown)
 				shutdown(EX_SOFTWARE);
 			return;
@@ -581,21 +581,22 @@ void Supervisor::Impl::shutdown(int code)
 #endif
 	for (auto &s : servers)
 		s->close();
-	closeHandle(tick);
+	tick.close();
 	for (auto &[name, svc] : services) {
 		svc.link.reset();
-		closeHandle(svc.restart);
+		svc.restart.close();
 	}
 	// EOF on its control socket makes the spawner stop every worker and exit.
-	closeHandle(spawnerPoll);
+	spawnerPoll.close();
 	spawner.control.reset();
 	if (spawner.pid < 0) {
 		finish();
 		return;
 	}
-	shutdownTimer = newHandle<uv_timer_t>(this);
-	uv_timer_init(loop, shutdownTimer);
-	uv_timer_start(shutdownTimer, [](uv_timer_t *t) noexcept {
+	uv_timer_init(loop, shutdownTimer.get());
+	shutdownTimer.initialized();
+	shutdownTimer.get()->data = this;
+	uv_timer_start(shutdownTimer.get(), [](uv_timer_t *t) noexcept {
 		auto *self = static_cast<Impl *>(t->data);
 		if (self == nullptr || self->spawner.pid < 0)
 			return;
@@ -606,11 +607,11 @@ void Supervisor::Impl::shutdown(int code)
 
 void Supervisor::Impl::finish()
 {
-	closeHandle(shutdownTimer);
-	closeHandle(sigterm);
-	closeHandle(sigint);
-	closeHandle(sighup);
-	closeHandle(sigchld);
+	shutdownTimer.close();
+	sigterm.close();
+	sigint.close();
+	sighup.close();
+	sigchld.close();
 	servers.clear();
 }
 
@@ -669,9 +670,10 @@ Result<void> Supervisor::Impl::start()
 		onceDeadline = wallNow() + static_cast<double>(opts.onceTimeoutMs) / 1000;
 	}
 
-	spawnerPoll = newHandle<uv_poll_t>(this);
-	uv_poll_init(loop, spawnerPoll, spawner.control.get());
-	uv_poll_start(spawnerPoll, UV_READABLE | UV_DISCONNECT, [](uv_poll_t *p, int, int) noexcept {
+	uv_poll_init(loop, spawnerPoll.get(), spawner.control.get());
+	spawnerPoll.initialized();
+	spawnerPoll.get()->data = this;
+	uv_poll_start(spawnerPoll.get(), UV_READABLE | UV_DISCONNECT, [](uv_poll_t *p, int, int) noexcept {
 		if (auto *self = static_cast<Impl *>(p->data))
 			self->onSpawnerReadable();
 	});
@@ -692,16 +694,18 @@ Result<void> Supervisor::Impl::start()
 	};
 	for (auto [h, sig] : {std::pair{&sigterm, SIGTERM}, {&sigint, SIGINT}, {&sighup, SIGHUP},
 	    {&sigchld, SIGCHLD}}) {
-		*h = newHandle<uv_signal_t>(this);
-		uv_signal_init(loop, *h);
-		uv_signal_start(*h, onSignal, sig);
+		uv_signal_init(loop, h->get());
+		h->initialized();
+		h->get()->data = this;
+		uv_signal_start(h->get(), onSignal, sig);
 	}
 	// The spawner may have died before the handler was installed.
 	reapSpawner();
 
-	tick = newHandle<uv_timer_t>(this);
-	uv_timer_init(loop, tick);
-	uv_timer_start(tick, [](uv_timer_t *t) noexcept {
+	uv_timer_init(loop, tick.get());
+	tick.initialized();
+	tick.get()->data = this;
+	uv_timer_start(tick.get(), [](uv_timer_t *t) noexcept {
 		if (auto *self = static_cast<Impl *>(t->data))
 			self->onTick();
 	}, opts.once ? 100 : 1000, opts.once ? 100 : 1000);

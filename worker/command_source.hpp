@@ -12,9 +12,11 @@
 #include "common/config.hpp"
 #include "common/error.hpp"
 #include "source.hpp"
-#include "uv_handle.hpp"
+#include "common/uv_handle.hpp"
 
 namespace pme::worker {
+
+using common::UvHandle;
 
 // Most bytes of a command's stderr kept for its error message.
 constexpr size_t kStderrKept = 4096;

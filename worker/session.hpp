@@ -11,10 +11,12 @@
 
 #include "common/config.hpp"
 #include "common/metric.hpp"
-#include "uv_handle.hpp"
+#include "common/uv_handle.hpp"
 #include "worker.hpp"
 
 namespace pme::worker {
+
+using common::UvHandle;
 
 // What pme-worker exits with (sysexits.h values).
 enum ExitCode {

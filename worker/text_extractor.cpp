@@ -131,7 +131,7 @@ Result<double> parseValue(const MetricConfig &metric, std::string_view text)
 		errno = 0;
 		double v = std::strtod(s.c_str(), &end);
 		if (end == s.c_str() + s.size() && (errno == 0 || errno == ERANGE))
-			return v;
+			return v * metric.scale;
 	}
 	return fail("value '" + shorten(t, 64) + "' is not a number");
 }

@@ -30,7 +30,7 @@
 #include "file_source.hpp"
 #include "text_extractor.hpp"
 #include "utf8.hpp"
-#include "uv_handle.hpp"
+#include "common/uv_handle.hpp"
 
 namespace pme::worker {
 

@@ -16,7 +16,7 @@ SERVICES = """
 services:
   app:
     metric_prefix: app_
-    labels: { team: core }
+    labels: {{ team: core }}
     metric_groups:
       stats:
         source_type: file
@@ -300,7 +300,7 @@ def test_quickstart_promtool():
     try:
         r = run_pmed("--once", "-f", quickstart_config(w))
         assert r.returncode == 0, f"--once on quickstart.yml exit {r.returncode}: {r.stderr}"
-        for name in ("host_load1", "host_memory_kibibytes", "host_filesystem_size_kibibytes",
+        for name in ("host_load1", "host_memory_bytes", "host_filesystem_size_bytes",
                      "host_network_receive_bytes_total", "host_context_switches_total",
                      "host_quickstart_info"):
             assert re.search(rf"^{name}[{{ ]", r.stdout, re.M), f"{name} missing:\n{r.stdout}"

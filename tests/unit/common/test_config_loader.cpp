@@ -143,6 +143,7 @@ TEST(Defaults, MinimalConfigurationGetsEveryDefault)
 	CHECK_FALSE(m.valueTemplate.has_value());
 	CHECK_FALSE(m.staticValue.has_value());
 	CHECK_FALSE(m.valueOnError.has_value());
+	DOUBLES_EQUAL(1.0, m.scale, 0);
 	CHECK(m.labels.empty());
 	CHECK(m.values.empty());
 	STRCMP_EQUAL("t.yml", m.where.file.c_str());
@@ -290,6 +291,7 @@ TEST(FullConfiguration, CommandGroup)
 	STRCMP_EQUAL("Open client connections", a.description.c_str());
 	STRCMP_EQUAL("^Active connections:\\s+(\\d+)", a.filter.c_str());
 	DOUBLES_EQUAL(-1.0, *a.valueOnError, 0);
+	DOUBLES_EQUAL(1024.0, a.scale, 0);
 
 	const MetricConfig &r = g.metrics[1];
 	STRCMP_EQUAL("nginx_requests", r.name.c_str());
@@ -554,6 +556,16 @@ TEST(Errors, BadDuration)
 	expectError(withGroup("        source_type: file\n        source: /f\n"
 	    "        timeout: 2x\n        metrics: { m: { filter: x } }\n"), 7, 18,
 	    "timeout: invalid duration '2x': unknown unit 'x'");
+}
+
+TEST(Errors, BadScale)
+{
+	expectError(withGroup("        source_type: file\n        source: /f\n"
+	    "        metrics:\n          m: { filter: '(\\d+)', scale: 0 }\n"), 8, 40,
+	    "'scale' must be a finite number other than 0");
+	expectError(withGroup("        source_type: file\n        source: /f\n"
+	    "        metrics:\n          m: { filter: '(\\d+)', scale: kilo }\n"), 8, 40,
+	    "scale");
 }
 
 TEST(Errors, BadSize)

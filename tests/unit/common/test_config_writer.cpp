@@ -78,6 +78,7 @@ void checkMetric(const MetricConfig &want, const MetricConfig &got)
 		STRCMP_EQUAL(want.valueTemplate->c_str(), got.valueTemplate->c_str());
 	checkOptDouble(want.staticValue, got.staticValue);
 	checkOptDouble(want.valueOnError, got.valueOnError);
+	checkDouble(want.scale, got.scale);
 	checkPairs(want.labels, got.labels);
 	LONGS_EQUAL(want.values.size(), got.values.size());
 	for (size_t i = 0; i < want.values.size() && i < got.values.size(); i++) {

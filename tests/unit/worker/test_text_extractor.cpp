@@ -258,6 +258,19 @@ TEST(TextExtraction, ValuesMappingTurnsWordsIntoNumbers)
 	STRCMP_EQUAL("value 'up' is not a number", extractError(m, "web: up").c_str());
 }
 
+TEST(TextExtraction, ScaleMultipliesSourceNumbersOnly)
+{
+	MetricConfig m = metric(R"((\w+):\s+(\w+))", {{"field", "$1"}});
+	m.valueTemplate = "$2";
+	m.scale = 1024;
+	m.values = {{"UP", 1}};
+	Family f = extract(m, "MemTotal: 2048\nstate: UP\nflag: true\n", true);
+	LONGS_EQUAL(3, f.samples.size());
+	DOUBLES_EQUAL(2048.0 * 1024, f.samples[0].value, 0);
+	DOUBLES_EQUAL(1, f.samples[1].value, 0);
+	DOUBLES_EQUAL(1, f.samples[2].value, 0);
+}
+
 TEST(TextExtraction, BooleansAreOneAndZero)
 {
 	MetricConfig m = metric(R"(enabled=(\w+))");
