@@ -121,6 +121,7 @@ struct WriteReq {
 	Connection *conn;
 	std::string head;
 	std::shared_ptr<const std::string> body;
+	std::shared_ptr<const std::string> tail;
 };
 
 } // namespace
@@ -313,7 +314,7 @@ void Connection::send(const HttpResponse &resp, bool headOnly, bool closeAfter)
 {
 	auto *w = new WriteReq;
 	w->conn = this;
-	size_t length = resp.body ? resp.body->size() : 0;
+	size_t length = (resp.body ? resp.body->size() : 0) + (resp.tail ? resp.tail->size() : 0);
 	std::string &h = w->head;
 	h.reserve(256);
 	h += "HTTP/1.1 ";
@@ -343,14 +344,19 @@ void Connection::send(const HttpResponse &resp, bool headOnly, bool closeAfter)
 		h += "Connection: keep-alive\r\n";
 	h += "\r\n";
 
-	uv_buf_t bufs[2];
+	uv_buf_t bufs[3];
 	unsigned n = 1;
 	bufs[0] = uv_buf_init(h.data(), static_cast<unsigned>(h.size()));
-	if (!headOnly && length > 0) {
+	// uv_buf_t is not const; libuv only reads from it.
+	if (!headOnly && resp.body && !resp.body->empty()) {
 		w->body = resp.body;
-		// uv_buf_t is not const; libuv only reads from it.
-		bufs[1] = uv_buf_init(const_cast<char *>(w->body->data()), static_cast<unsigned>(length));
-		n = 2;
+		bufs[n++] = uv_buf_init(const_cast<char *>(w->body->data()),
+		    static_cast<unsigned>(w->body->size()));
+	}
+	if (!headOnly && resp.tail && !resp.tail->empty()) {
+		w->tail = resp.tail;
+		bufs[n++] = uv_buf_init(const_cast<char *>(w->tail->data()),
+		    static_cast<unsigned>(w->tail->size()));
 	}
 	w->req.data = w;
 	closeAfterWrite = closeAfterWrite || closeAfter;

@@ -18,11 +18,12 @@
 // its fragments changed, and that is also where a series exported by two
 // services is noticed (keys compared in a set) and the later one dropped,
 // so the output stays valid whatever the workers send.  The body of a
-// scrape is then the concatenation of the merged texts, the cached
-// per-group status block (pme_source_* and pme_worker_*, re-rendered when a
-// status changed) and a few volatile lines (scrape counter, process
-// metrics) read at render time.  A version counter, bumped by every change,
-// lets exposition() hand out the same shared string until something moves.
+// scrape is served in two buffers: the joined merged texts, shared from one
+// change to the next, and the self-metrics: the cached per-group status
+// block (pme_source_* and pme_worker_*, re-rendered when a status changed)
+// and a few volatile lines (scrape counter, process metrics) read at render
+// time.  exposition() joins the two for --once, behind a version counter
+// bumped by every change.
 //
 // Counters keep their state here ({last raw value, exposed value} per
 // series), not in the worker, so that a worker restart or a source restart
@@ -393,6 +394,7 @@ struct MetricStore::Impl {
 	uint64_t version = 1;
 	uint64_t renderedVersion = 0;
 	std::shared_ptr<const std::string> cached;
+	std::shared_ptr<const std::string> data;   // joined families
 	bool statusDirty = true;
 	std::string statusText;
 
@@ -835,25 +837,44 @@ void MetricStore::expire(double now)
 		impl_->touch(status);
 }
 
+MetricStore::Parts MetricStore::expositionParts()
+{
+	Impl &im = *impl_;
+	bool changed = !im.data;
+	size_t total = 0;
+	for (auto &m : im.merged) {
+		if (m.dirty) {
+			im.renderFamily(m);
+			changed = true;
+		}
+		total += m.text.size();
+	}
+	if (changed) {
+		auto data = std::make_shared<std::string>();
+		data->reserve(total);
+		for (const auto &m : im.merged)
+			*data += m.text;
+		im.data = std::move(data);
+	}
+	if (im.statusDirty)
+		im.renderStatus();
+	auto self = std::make_shared<std::string>();
+	self->reserve(im.statusText.size() + 2048);
+	*self += im.statusText;
+	im.appendVolatile(*self);
+	return {im.data, std::move(self)};
+}
+
 std::shared_ptr<const std::string> MetricStore::exposition()
 {
 	Impl &im = *impl_;
 	if (im.cached && im.renderedVersion == im.version)
 		return im.cached;
-	size_t total = 0;
-	for (auto &m : im.merged) {
-		if (m.dirty)
-			im.renderFamily(m);
-		total += m.text.size();
-	}
-	if (im.statusDirty)
-		im.renderStatus();
+	Parts parts = expositionParts();
 	auto out = std::make_shared<std::string>();
-	out->reserve(total + im.statusText.size() + 2048);
-	for (const auto &m : im.merged)
-		*out += m.text;
-	*out += im.statusText;
-	im.appendVolatile(*out);
+	out->reserve(parts.data->size() + parts.self->size());
+	*out += *parts.data;
+	*out += *parts.self;
 	im.cached = std::move(out);
 	im.renderedVersion = im.version;
 	return im.cached;

@@ -46,6 +46,15 @@ public:
 	// Text format 0.0.4, rebuilt only when something changed since the
 	// last call; the pointer stays valid while the caller holds it.
 	std::shared_ptr<const std::string> exposition();
+	// The same body in two parts for serving: the collected families,
+	// re-joined only when a family changed, and the self-metrics (status
+	// of every group and worker, scrape counter, process metrics), which
+	// are small and rendered on each call.  data + self == exposition().
+	struct Parts {
+		std::shared_ptr<const std::string> data;
+		std::shared_ptr<const std::string> self;
+	};
+	Parts expositionParts();
 	// /health body; *healthy is false when any service is not running or
 	// any group is down.
 	std::string healthJson(bool *healthy, double now) const;

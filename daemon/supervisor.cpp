@@ -290,15 +290,13 @@ Result<void> WorkerLink::dispatch(const pme_proto_frame &f)
 
 Result<void> WorkerLink::onHello(const pme_proto_frame &f)
 {
+	// The decoder refuses any protocol version but ours.
 	pme_proto_hello m;
 	int r = pme_proto_decode_hello(&f, &m);
 	if (r != 0)
 		return fail(std::string("HELLO: ") + pme_proto_strerror(r));
 	if (hello_)
 		return fail("a second HELLO");
-	if (m.version != PME_PROTO_VERSION)
-		return fail("HELLO: protocol version " + std::to_string(m.version) +
-		    ", expected " + std::to_string(PME_PROTO_VERSION));
 	if (static_cast<pid_t>(m.pid) != pid_)
 		return fail("HELLO: pid " + std::to_string(m.pid) + ", but the spawner started pid " +
 		    std::to_string(pid_));
@@ -625,7 +623,9 @@ HttpResponse Supervisor::Impl::route(const HttpRequest &req, bool healthOnly)
 	if (req.path == "/metrics" && !healthOnly) {
 		store.countScrape();
 		res.contentType = "text/plain; version=0.0.4; charset=utf-8";
-		res.body = store.exposition();
+		auto parts = store.expositionParts();
+		res.body = std::move(parts.data);
+		res.tail = std::move(parts.self);
 	} else if (req.path == "/health") {
 		bool healthy = false;
 		res.contentType = "application/json";

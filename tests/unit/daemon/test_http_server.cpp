@@ -185,6 +185,9 @@ private:
 		HttpResponse res;
 		if (req.path == "/big" && big) {
 			res.body = big;
+		} else if (req.path == "/split") {
+			res.body = std::make_shared<const std::string>("data part\n");
+			res.tail = std::make_shared<const std::string>("self part\n");
 		} else if (req.path == "/missing") {
 			res.status = 404;
 			res.body = std::make_shared<const std::string>("Not Found\n");
@@ -253,6 +256,28 @@ TEST(HttpServing, HeadHasTheSameHeadersAndNoBody)
 	STRCMP_EQUAL("17", head.header("Content-Length").c_str());
 	CHECK_TRUE(after.complete);
 	LONGS_EQUAL(200, after.status);
+	STRCMP_EQUAL("body of /next\n", after.body.c_str());
+}
+
+TEST(HttpServing, BodyAndTailGoOutAsOneBody)
+{
+	Harness h;
+	Response r, head, after;
+	h.run([&](int port) {
+		int fd = connectTo(port);
+		std::string buf;
+		sendAll(fd, get("/split"));
+		r = readResponse(fd, buf);
+		sendAll(fd, "HEAD /split HTTP/1.1\r\nHost: t\r\n\r\n");
+		head = readResponse(fd, buf, true);
+		sendAll(fd, get("/next"));
+		after = readResponse(fd, buf);
+		close(fd);
+	});
+	CHECK_TRUE(r.complete);
+	STRCMP_EQUAL("data part\nself part\n", r.body.c_str());
+	STRCMP_EQUAL("20", r.header("Content-Length").c_str());
+	STRCMP_EQUAL("20", head.header("Content-Length").c_str());
 	STRCMP_EQUAL("body of /next\n", after.body.c_str());
 }
 

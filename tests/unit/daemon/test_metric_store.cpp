@@ -546,6 +546,30 @@ TEST(Rendering, TheSameBodyIsHandedOutUntilSomethingChanges)
 	STRCMP_EQUAL("1", valueOf(*changed, "web_active").c_str());
 }
 
+TEST(Rendering, ScrapesShareTheCollectedPartUntilAFamilyChanges)
+{
+	MetricStore store(twoServices());
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(1)})}), 100);
+	auto first = store.expositionParts();
+	store.countScrape();
+	auto second = store.expositionParts();
+	// A scrape renders only the self-metrics; the families are not copied.
+	CHECK(first.data.get() == second.data.get());
+	CHECK(first.self.get() != second.self.get());
+	STRCMP_EQUAL("1", valueOf(*second.self, "pme_scrapes_total").c_str());
+	STRCMP_EQUAL("1", valueOf(*second.data, "web_active").c_str());
+	// The joined body starts with the same families (the process metrics
+	// at the end of the self part may have moved since).
+	CHECK(store.exposition()->rfind(*second.data, 0) == 0);
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(2)})}), 101);
+	auto third = store.expositionParts();
+	CHECK(third.data.get() != second.data.get());
+	STRCMP_EQUAL("2", valueOf(*third.data, "web_active").c_str());
+	STRCMP_EQUAL("1", valueOf(*second.data, "web_active").c_str());
+}
+
 TEST(Rendering, SelfMetricsAndHelpFromTheConfig)
 {
 	MetricStore store(twoServices());
