@@ -124,15 +124,15 @@ class Pmed:
     def descendants(self):
         return descendants(self.proc.pid)
 
-    def stop(self, timeout=20):
+    def stop(self, timeout=20, sig=signal.SIGTERM):
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError(f"pmed did not stop on SIGTERM:\n{self.log()}")
+                raise AssertionError(f"pmed did not stop on {sig.name}:\n{self.log()}")
         self.log_file.close()
         return self.proc.returncode
 

@@ -210,6 +210,33 @@ def test_counter_reset():
         w.cleanup()
 
 
+def test_worker_restart():
+    """A worker killed by a signal is restarted; its counters go on."""
+    w, port = Workdir(), free_port()
+    stats, pmed = start_app(w, port)
+    try:
+        pmed.wait_for(lambda b: value(b, "app_requests_total") == 100, "counter at 100")
+        procs = pmetest.all_processes()
+        spawner = [p for p, v in procs.items() if v[0] == pmed.proc.pid][0]
+        workers = {p for p, v in procs.items() if v[0] == spawner}
+        app = [p for p in workers if open(f"/proc/{p}/cmdline").read().split("\0")[1] == "app"]
+        assert len(app) == 1, f"workers: {workers}"
+        # The source restarts while its worker is down: 30 is a reset.
+        w.file("stats.txt", "requests=30\ntemp=1 unit=celsius\n")
+        os.kill(app[0], signal.SIGKILL)
+        body = pmed.wait_for(lambda b: value(b, "pme_worker_restarts_total", service="app") == 1
+                             and value(b, "app_requests_total") == 130,
+                             "a restarted worker and the counter at 130")
+        assert value(body, "pme_worker_up", service="app") == 1, body
+        assert value(body, "pme_worker_restarts_total", service="shell") == 0, body
+        assert re.search(r"worker\[app\] \(pid \d+\) was killed by signal 9", pmed.log()), \
+            pmed.log()
+    finally:
+        pmed.stop()
+        pmed.kill_all()
+        w.cleanup()
+
+
 SLOW = """
 services:
   slow:
@@ -253,19 +280,27 @@ def wait_gone(pids, timeout):
     return [p for p in pids if pmetest.alive(p)]
 
 
-def test_shutdown():
+def stop_cleanly(sig):
     w, port = Workdir(), free_port()
     pmed, tree = start_slow(w, port)
     try:
         start = time.time()
-        rc = pmed.stop(timeout=20)
-        assert rc == 0, f"pmed exited {rc} on SIGTERM:\n{pmed.log()}"
+        rc = pmed.stop(timeout=20, sig=sig)
+        assert rc == 0, f"pmed exited {rc} on {sig.name}:\n{pmed.log()}"
         left = wait_gone(tree, 5)
-        assert not left, f"left behind after SIGTERM ({time.time() - start:.1f}s): " \
+        assert not left, f"left behind after {sig.name} ({time.time() - start:.1f}s): " \
             f"{[(p, pmetest.all_processes().get(p)) for p in left]}"
     finally:
         pmed.kill_all()
         w.cleanup()
+
+
+def test_shutdown():
+    stop_cleanly(signal.SIGTERM)
+
+
+def test_interrupt():
+    stop_cleanly(signal.SIGINT)
 
 
 def test_kill9():
@@ -429,7 +464,9 @@ if __name__ == "__main__":
         "serve": test_serve,
         "once": test_once,
         "counter_reset": test_counter_reset,
+        "worker_restart": test_worker_restart,
         "shutdown": test_shutdown,
+        "interrupt": test_interrupt,
         "kill9": test_kill9,
         "quickstart_promtool": test_quickstart_promtool,
         "development_mode": test_development_mode,
