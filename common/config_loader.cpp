@@ -454,6 +454,38 @@ private:
 		return t;
 	}
 
+	// A word from a closed list, case-insensitive: an unknown word is
+	// reported with the closest known one, a known word this version does
+	// not implement as such.  *bad is set on either; a known word is
+	// returned even when unsupported, so later checks still know it.
+	template <typename T>
+	std::optional<T> keyword(Node v, const std::string &key, const std::string &what,
+	    const std::vector<std::pair<std::string, T>> &words, const std::vector<T> &supported,
+	    const std::string &use, bool *bad)
+	{
+		auto s = getString(v, key);
+		if (!s) {
+			*bad = true;
+			return std::nullopt;
+		}
+		std::vector<std::string> names;
+		for (const auto &[name, value] : words) {
+			names.push_back(name);
+			if (lower(*s) != name)
+				continue;
+			if (std::find(supported.begin(), supported.end(), value) == supported.end()) {
+				error(v, what + " " + name + " " + notSupported + " (use " + use + ")");
+				*bad = true;
+			}
+			return value;
+		}
+		std::string close = closestMatch(lower(*s), names);
+		error(v, "unknown " + what + " '" + *s + "'" +
+		    (close.empty() ? " (use " + use + ")" : "; did you mean '" + close + "'?"));
+		*bad = true;
+		return std::nullopt;
+	}
+
 	std::optional<std::string> getNonEmpty(Node n, const std::string &what)
 	{
 		auto s = getString(n, what);
@@ -729,34 +761,16 @@ bool Loader::metricKey(MetricDraft &md, const std::string &key, Node, Node v)
 		if (auto s = getString(v, key))
 			m.baseName = *s;
 	} else if (key == "type") {
-		auto s = getString(v, key);
-		if (!s)
-			return true;
 		static const std::vector<std::pair<std::string, MetricType>> types = {
 			{"counter", MetricType::Counter}, {"gauge", MetricType::Gauge},
 			{"histogram", MetricType::Histogram}, {"summary", MetricType::Summary},
 			{"info", MetricType::Info}, {"stateset", MetricType::StateSet},
 			{"untyped", MetricType::Untyped},
 		};
-		std::vector<std::string> names;
-		for (const auto &[name, type] : types) {
-			names.push_back(name);
-			if (lower(*s) != name)
-				continue;
-			m.type = type;
-			if (type == MetricType::Histogram || type == MetricType::Summary ||
-			    type == MetricType::StateSet) {
-				error(v, "metric type " + name + " " + notSupported +
-				    " (use counter, gauge, info or untyped)");
-				md.typeBad = true;
-			}
-			return true;
-		}
-		std::string close = closestMatch(lower(*s), names);
-		md.typeBad = true;
-		error(v, "unknown metric type '" + *s + "'" +
-		    (close.empty() ? " (use counter, gauge, info or untyped)" :
-		    "; did you mean '" + close + "'?"));
+		if (auto t = keyword(v, key, "metric type", types, {MetricType::Counter,
+		    MetricType::Gauge, MetricType::Info, MetricType::Untyped},
+		    "counter, gauge, info or untyped", &md.typeBad))
+			m.type = *t;
 	} else if (key == "description") {
 		if (auto s = getString(v, key)) {
 			m.description = *s;
@@ -814,34 +828,16 @@ bool Loader::groupKey(GroupDraft &gd, const std::string &key, Node k, Node v)
 	auto &g = gd.g;
 	if (key == "source_type") {
 		gd.sourceTypeNode = v;
-		auto s = getString(v, key);
-		if (!s) {
-			gd.sourceTypeBad = true;
-			return true;
-		}
 		static const std::vector<std::pair<std::string, SourceType>> types = {
 			{"command", SourceType::Command}, {"http", SourceType::Http},
 			{"file", SourceType::File}, {"static", SourceType::Static},
 		};
-		std::vector<std::string> names;
-		for (const auto &[name, type] : types) {
-			names.push_back(name);
-			if (lower(*s) != name)
-				continue;
-			gd.sourceType = type;
-			g.sourceType = type;
-			if (type == SourceType::Http) {
-				error(v, "source_type http " + notSupported +
-				    " (use command, file or static)");
-				gd.sourceTypeBad = true;
-			}
-			return true;
+		if (auto t = keyword(v, key, "source_type", types, {SourceType::Command,
+		    SourceType::File, SourceType::Static}, "command, file or static",
+		    &gd.sourceTypeBad)) {
+			gd.sourceType = *t;
+			g.sourceType = *t;
 		}
-		std::string close = closestMatch(lower(*s), names);
-		error(v, "unknown source_type '" + *s + "'" +
-		    (close.empty() ? " (use command, file, http or static)" :
-		    "; did you mean '" + close + "'?"));
-		gd.sourceTypeBad = true;
 	} else if (key == "source") {
 		gd.sourceNode = v;
 	} else if (key == "command") {
@@ -851,32 +847,13 @@ bool Loader::groupKey(GroupDraft &gd, const std::string &key, Node k, Node v)
 		if (auto b = getBool(v, key))
 			g.shell = *b;
 	} else if (key == "content_type") {
-		auto s = getString(v, key);
-		if (!s) {
-			gd.contentBad = true;
-			return true;
-		}
 		static const std::vector<std::pair<std::string, ContentType>> types = {
 			{"text", ContentType::Text}, {"json", ContentType::Json},
 			{"xml", ContentType::Xml}, {"prometheus", ContentType::Prometheus},
 		};
-		std::vector<std::string> names;
-		for (const auto &[name, type] : types) {
-			names.push_back(name);
-			if (lower(*s) != name)
-				continue;
-			g.contentType = type;
-			if (type != ContentType::Text) {
-				error(v, "content_type " + name + " " + notSupported +
-				    " (use text)");
-				gd.contentBad = true;
-			}
-			return true;
-		}
-		std::string close = closestMatch(lower(*s), names);
-		error(v, "unknown content_type '" + *s + "'" +
-		    (close.empty() ? " (use text)" : "; did you mean '" + close + "'?"));
-		gd.contentBad = true;
+		if (auto t = keyword(v, key, "content_type", types, {ContentType::Text}, "text",
+		    &gd.contentBad))
+			g.contentType = *t;
 	} else if (key == "interval" || key == "collection_frequency") {
 		if (gd.intervalNode) {
 			error(k, "give either 'interval' or 'collection_frequency', not both");
