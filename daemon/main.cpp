@@ -140,6 +140,7 @@ int run(int argc, char **argv)
 	sopts.mode = mode;
 	sopts.supervisor = *sup;
 	sopts.verbosity = verbose;
+	sopts.workerStderr = foreground || once;
 	log::info("pme %s starting (%s mode, %zu services)", PME_VERSION, daemon::toString(mode),
 	    config.services.size());
 	// The spawner is forked before anything else happens.

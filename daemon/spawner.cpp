@@ -546,6 +546,7 @@ Result<pid_t> Spawner::launch(const common::ServiceConfig &service, const Identi
 	gid_t gid = id.gid;
 	pid_t parent = getpid();
 	int exe = workerExe_.get();
+	bool keepStderr = opts_.workerStderr;
 
 	pid_t pid = fork();
 	if (pid < 0)
@@ -566,7 +567,8 @@ Result<pid_t> Spawner::launch(const common::ServiceConfig &service, const Identi
 			int st = fcntl(statusWrite.get(), F_DUPFD_CLOEXEC, 10);
 			int ex = fcntl(exe, F_DUPFD_CLOEXEC, 10);
 			if (sock < 0 || st < 0 || ex < 0 || dup2(devnull.get(), 0) < 0 ||
-			    dup2(devnull.get(), 1) < 0 || dup2(sock, 3) < 0 ||
+			    dup2(devnull.get(), 1) < 0 || (!keepStderr && dup2(devnull.get(), 2) < 0) ||
+			    dup2(sock, 3) < 0 ||
 			    dup3(st, 4, O_CLOEXEC) < 0 || dup3(ex, 5, O_CLOEXEC) < 0)
 				goto failed;
 			if (close_range(6, ~0U, 0) < 0)

@@ -59,6 +59,9 @@ struct SpawnerOptions {
 	PrivMode mode = PrivMode::Development;
 	Identity supervisor;          // who both processes run as afterwards
 	int verbosity = 0;
+	// Workers log through LOG frames; their stderr is /dev/null unless
+	// pmed runs in the foreground (-d), where a crash message helps.
+	bool workerStderr = false;
 };
 
 // PRIVILEGED: fork the spawner.  The child switches to opts.supervisor

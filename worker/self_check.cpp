@@ -10,7 +10,9 @@
 // reader of the live process.
 #include "self_check.hpp"
 
+#include <dirent.h>
 #include <grp.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -96,9 +98,9 @@ std::vector<gid_t> sortedUnique(std::vector<gid_t> v)
 Result<ProcessIdentity> parseProcStatus(std::string_view text)
 {
 	ProcessIdentity id;
-	enum { kUid, kGid, kGroups, kCapEff, kCapPrm, kCapAmb, kNoNewPrivs, kCount };
-	const char *names[kCount] = {"Uid", "Gid", "Groups", "CapEff", "CapPrm", "CapAmb",
-	    "NoNewPrivs"};
+	enum { kUid, kGid, kGroups, kCapInh, kCapEff, kCapPrm, kCapAmb, kNoNewPrivs, kCount };
+	const char *names[kCount] = {"Uid", "Gid", "Groups", "CapInh", "CapEff", "CapPrm",
+	    "CapAmb", "NoNewPrivs"};
 	bool seen[kCount] = {};
 
 	size_t pos = 0;
@@ -146,12 +148,14 @@ Result<ProcessIdentity> parseProcStatus(std::string_view text)
 				id.groups.push_back(static_cast<gid_t>(v));
 			}
 			break;
+		case kCapInh:
 		case kCapEff:
 		case kCapPrm:
 		case kCapAmb:
 			if (f.size() != 1 || !parseUnsigned(f[0], 16, &v))
 				return bad();
-			(which == kCapEff ? id.capEff : which == kCapPrm ? id.capPrm : id.capAmb) = v;
+			(which == kCapInh ? id.capInh : which == kCapEff ? id.capEff :
+			    which == kCapPrm ? id.capPrm : id.capAmb) = v;
 			break;
 		case kNoNewPrivs:
 			if (f.size() != 1 || !parseUnsigned(f[0], 10, &v) || v > 1)
@@ -187,23 +191,41 @@ std::vector<std::string> checkIdentity(const ProcessIdentity &id, const Expected
 		if (v != 0)
 			failed.push_back(std::string(name) + " is " + hex16(v) + ", expected 0");
 	};
+	cap("CapInh", id.capInh);
 	cap("CapEff", id.capEff);
 	cap("CapPrm", id.capPrm);
 	cap("CapAmb", id.capAmb);
 	if (id.noNewPrivs != 1)
 		failed.push_back("NoNewPrivs is " + std::to_string(id.noNewPrivs) + ", expected 1");
+	if (id.deathSignal == 0)
+		failed.push_back("no parent-death signal is set (PR_SET_PDEATHSIG)");
+	if (!id.strayFds.empty()) {
+		std::string list;
+		for (const auto &fd : id.strayFds)
+			list += (list.empty() ? "" : ", ") + fd;
+		failed.push_back("descriptors inherited besides the socket: " + list);
+	}
+	if (!id.forbiddenEnv.empty()) {
+		std::string list;
+		for (const auto &v : id.forbiddenEnv)
+			list += (list.empty() ? "" : ", ") + v;
+		failed.push_back("the environment holds " + list);
+	}
 	if (id.becameRoot.value_or(false))
 		failed.push_back("setresuid(0, 0, 0) succeeded, expected it to fail");
 	return failed;
 }
 
-Result<ProcessIdentity> readProcessIdentity(bool tryRoot)
+Result<ProcessIdentity> readProcessIdentity(bool tryRoot, int socketFd)
 {
-	std::ifstream in("/proc/self/status");
-	if (!in)
-		return fail(common::errnoMessage("/proc/self/status"));
 	std::stringstream ss;
-	ss << in.rdbuf();
+	{
+		// Closed before the descriptors are listed.
+		std::ifstream in("/proc/self/status");
+		if (!in)
+			return fail(common::errnoMessage("/proc/self/status"));
+		ss << in.rdbuf();
+	}
 	auto id = parseProcStatus(ss.str());
 	if (!id)
 		return id;
@@ -224,14 +246,48 @@ Result<ProcessIdentity> readProcessIdentity(bool tryRoot)
 	groups.resize(static_cast<size_t>(n));
 	id->groups = std::move(groups);
 
+	int sig = 0;
+	if (prctl(PR_GET_PDEATHSIG, &sig, 0, 0, 0) != 0)
+		return fail(common::errnoMessage("PR_GET_PDEATHSIG"));
+	id->deathSignal = sig;
+
+	DIR *dir = opendir("/proc/self/fd");
+	if (dir == nullptr)
+		return fail(common::errnoMessage("/proc/self/fd"));
+	while (struct dirent *e = readdir(dir)) {
+		uint64_t fd = 0;
+		if (!parseUnsigned(e->d_name, 10, &fd) || fd <= 2 ||
+		    static_cast<int>(fd) == socketFd || static_cast<int>(fd) == dirfd(dir))
+			continue;
+		char target[256];
+		std::string link = "/proc/self/fd/" + std::string(e->d_name);
+		ssize_t len = readlink(link.c_str(), target, sizeof(target) - 1);
+		target[len > 0 ? len : 0] = '\0';
+		id->strayFds.push_back(std::string(e->d_name) + " (" + target + ")");
+	}
+	closedir(dir);
+
+	for (char **env = environ; *env != nullptr; env++) {
+		std::string_view entry(*env);
+		std::string_view name = entry.substr(0, entry.find('='));
+		if (forbiddenVariable(name))
+			id->forbiddenEnv.emplace_back(name);
+	}
+
 	if (tryRoot)
 		id->becameRoot = setresuid(0, 0, 0) == 0;
 	return id;
 }
 
-Result<void> selfCheck(const ExpectedIdentity &want)
+bool forbiddenVariable(std::string_view name)
 {
-	auto id = readProcessIdentity(want.uid != 0);
+	return name == "NOTIFY_SOCKET" || name.rfind("LISTEN_", 0) == 0 ||
+	    name.rfind("WATCHDOG_", 0) == 0;
+}
+
+Result<void> selfCheck(const ExpectedIdentity &want, int socketFd)
+{
+	auto id = readProcessIdentity(want.uid != 0, socketFd);
 	if (!id)
 		return fail("refusing to run: " + id.error().message);
 	std::vector<std::string> failed = checkIdentity(*id, want);

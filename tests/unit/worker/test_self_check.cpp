@@ -7,6 +7,10 @@
 
 #include "worker/self_check.hpp"
 
+#include <fcntl.h>
+
+#include <algorithm>
+
 #include <CppUTest/TestHarness.h>
 
 using namespace pme::worker;
@@ -117,6 +121,69 @@ TEST(SelfCheck, EachCapabilitySetIsNamed)
 	    "CapPrm is 00000000000000c0, expected 0");
 	checkOnly(check(status(id, id, "4 1001", zero, zero, "0000000000000400")),
 	    "CapAmb is 0000000000000400, expected 0");
+}
+
+TEST(SelfCheck, InheritableCapabilitiesAreRefusedToo)
+{
+	std::string text = status();
+	text.replace(text.find("CapInh:\t0000000000000000"), 24, "CapInh:\t0000000000000080");
+	checkOnly(check(text), "CapInh is 0000000000000080, expected 0");
+}
+
+TEST(SelfCheck, AParentDeathSignalMustBeSet)
+{
+	auto id = parseProcStatus(status());
+	CHECK(id.has_value());
+	id->deathSignal = 15;
+	CHECK(checkIdentity(*id, expected()).empty());
+	id->deathSignal = 0;
+	checkOnly(checkIdentity(*id, expected()),
+	    "no parent-death signal is set (PR_SET_PDEATHSIG)");
+}
+
+TEST(SelfCheck, InheritedDescriptorsAreNamed)
+{
+	auto id = parseProcStatus(status());
+	CHECK(id.has_value());
+	id->strayFds = {"4 (/etc/hostname)", "9 (socket:[1234])"};
+	checkOnly(checkIdentity(*id, expected()),
+	    "descriptors inherited besides the socket: 4 (/etc/hostname), 9 (socket:[1234])");
+}
+
+TEST(SelfCheck, ServiceManagerVariablesAreRefused)
+{
+	CHECK_TRUE(forbiddenVariable("NOTIFY_SOCKET"));
+	CHECK_TRUE(forbiddenVariable("LISTEN_FDS"));
+	CHECK_TRUE(forbiddenVariable("LISTEN_PID"));
+	CHECK_TRUE(forbiddenVariable("WATCHDOG_USEC"));
+	CHECK_FALSE(forbiddenVariable("HOME"));
+	CHECK_FALSE(forbiddenVariable("NOTIFY"));
+	CHECK_FALSE(forbiddenVariable("MY_LISTEN_FDS"));
+	auto id = parseProcStatus(status());
+	CHECK(id.has_value());
+	id->forbiddenEnv = {"NOTIFY_SOCKET", "WATCHDOG_USEC"};
+	checkOnly(checkIdentity(*id, expected()),
+	    "the environment holds NOTIFY_SOCKET, WATCHDOG_USEC");
+}
+
+TEST(SelfCheck, LiveProcessSeesAnOpenedDescriptorAndTheEnvironment)
+{
+	int null = open("/dev/null", O_RDONLY);
+	int fd = fcntl(null, F_DUPFD, 10);
+	close(null);
+	CHECK(fd >= 10);
+	setenv("LISTEN_FDS", "1", 1);
+	auto id = readProcessIdentity(false, -1);
+	unsetenv("LISTEN_FDS");
+	close(fd);
+	CHECK(id.has_value());
+	bool found = false;
+	for (const auto &f : id->strayFds)
+		found = found || f == std::to_string(fd) + " (/dev/null)";
+	CHECK_TRUE(found);
+	CHECK(std::find(id->forbiddenEnv.begin(), id->forbiddenEnv.end(), "LISTEN_FDS") !=
+	    id->forbiddenEnv.end());
+	CHECK(id->deathSignal >= 0);
 }
 
 TEST(SelfCheck, NoNewPrivsMustBeSet)

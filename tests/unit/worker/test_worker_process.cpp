@@ -110,6 +110,7 @@ public:
 			}
 			prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 			prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+			prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
 			if (chdir("/") != 0)
 				_exit(126);
 			char *argv[] = {const_cast<char *>("pme-worker"),
