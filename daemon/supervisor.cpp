@@ -88,11 +88,15 @@ public:
 
 	Result<void> open();
 	pid_t pid() const { return pid_; }
+	// Process what the worker wrote before it exited (its last LOG lines
+	// and results), without waiting for the loop to notice.  Returns false
+	// when that ended the link (this object is then gone).
+	bool drain();
 
 private:
 	static void onAlloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) noexcept;
 	static void onRead(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) noexcept;
-	void received(const char *data, size_t len);
+	bool received(const char *data, size_t len);
 	Result<void> dispatch(const pme_proto_frame &f);
 	Result<void> onHello(const pme_proto_frame &f);
 	Result<void> onGroup(const pme_proto_frame &f);
@@ -233,7 +237,19 @@ void WorkerLink::onRead(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) noexcept
 	}
 }
 
-void WorkerLink::received(const char *data, size_t len)
+bool WorkerLink::drain()
+{
+	for (;;) {
+		ssize_t n = recv(fd_, buf_, sizeof(buf_), MSG_DONTWAIT);
+		if (n <= 0)
+			return true;
+		if (!received(buf_, static_cast<size_t>(n)))
+			return false;
+	}
+}
+
+// False when the link failed and was destroyed.
+bool WorkerLink::received(const char *data, size_t len)
 {
 	ServiceRuntime &svc = svc_;
 	Supervisor::Impl &sup = sup_;
@@ -251,19 +267,20 @@ void WorkerLink::received(const char *data, size_t len)
 				sup.store.countFrames(svc.config->name, frames);
 				// Destroys this link: return at once.
 				sup.linkFailed(svc, "protocol error: " + ok.error().message);
-				return;
+				return false;
 			}
 		}
 		sup.store.countFrames(svc.config->name, frames);
 		if (r < 0) {
 			sup.linkFailed(svc, std::string("protocol error: ") + pme_proto_strerror(r));
-			return;
+			return false;
 		}
 		if (took == 0 && len > 0) {
 			sup.linkFailed(svc, "protocol error: decoder made no progress");
-			return;
+			return false;
 		}
 	}
+	return true;
 }
 
 Result<void> WorkerLink::dispatch(const pme_proto_frame &f)
@@ -479,7 +496,8 @@ void Supervisor::Impl::onSpawnerMessage(const pme_proto_frame &f,
 		std::string how = m.signal != 0
 		    ? log::format("was killed by signal %d (%s)", m.signal, strsignal(m.signal))
 		    : log::format("exited with status %d", m.exit_code);
-		svc.link.reset();
+		if (svc.link && svc.link->drain())
+			svc.link.reset();
 		svc.pid = -1;
 		bool expected = svc.stopping || shuttingDown;
 		svc.stopping = false;

@@ -68,18 +68,20 @@ def run_pmed(*args, timeout=60):
 class Pmed:
     """A running pmed -d."""
 
-    def __init__(self, config, port=None, extra=()):
+    def __init__(self, config, port=None, extra=(), env=None, command=None):
+        """command: how to start pmed (default: the built binary)."""
         self.port = port
         self.log_path = config + ".log"
         self.log_file = open(self.log_path, "w")
-        self.proc = subprocess.Popen([PMED, "-d", "-f", config, *extra],
+        self.proc = subprocess.Popen([*(command or [PMED]), "-d", "-f", config, *extra],
                                      stdout=subprocess.DEVNULL, stderr=self.log_file,
-                                     start_new_session=True)
+                                     start_new_session=True, env=env)
         if port is not None:
             self.wait_listening()
 
     def log(self):
-        self.log_file.flush()
+        if not self.log_file.closed:
+            self.log_file.flush()
         with open(self.log_path) as f:
             return f.read()
 
