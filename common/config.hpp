@@ -74,6 +74,19 @@ struct RunAs {
 	std::string group;            // empty: the user's primary group
 };
 
+// The worker's confinement (pme-worker(8)), inherited by its commands.
+struct SandboxConfig {
+	// Unset: on where the kernel supports it, a warning where it does
+	// not; true: on, and a worker that cannot load it refuses to run;
+	// false: off.
+	std::optional<bool> seccomp;
+	// Landlock: the worker and its commands may read and execute only
+	// beneath these absolute paths, and write nowhere.  Empty: no Landlock.
+	std::vector<std::string> landlock;
+
+	bool seccompWanted() const { return seccomp.value_or(true); }
+};
+
 struct ServiceConfig {
 	std::string key;              // key under services:
 	std::string name;             // [key]
@@ -85,6 +98,7 @@ struct ServiceConfig {
 	std::optional<Millis> interval;
 	Millis effectiveInterval{0};
 	Pairs env;
+	SandboxConfig sandbox;
 	std::vector<GroupConfig> groups; // metric_groups then standalone_metrics
 	Location where;
 };

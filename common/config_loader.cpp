@@ -245,8 +245,10 @@ const std::vector<std::string> topKeys = {"exporter", "services", "templates", "
 const std::vector<std::string> exporterKeys = {"listen", "health_listen", "interval", "user",
     "include"};
 const std::vector<std::string> serviceKeys = {"name", "metric_prefix", "labels", "run_as",
-    "allow_root", "interval", "env", "metric_groups", "standalone_metrics", "description"};
+    "allow_root", "interval", "env", "sandbox", "metric_groups", "standalone_metrics",
+    "description"};
 const std::vector<std::string> runAsKeys = {"user", "group"};
+const std::vector<std::string> sandboxKeys = {"seccomp", "landlock"};
 const std::vector<std::string> groupKeys = {"source_type", "source", "command", "shell",
     "content_type", "interval", "collection_frequency", "timeout", "cache_ttl", "stale_after",
     "max_output", "multiline", "env", "metrics", "description"};
@@ -597,6 +599,7 @@ private:
 	void loadExporter(Node n);
 	void loadServices(Node n);
 	void loadService(const std::string &key, Node keyNode, Node n);
+	void loadSandbox(Node n, const std::string &context, SandboxConfig &out);
 	bool groupKey(GroupDraft &d, const std::string &key, Node k, Node v);
 	bool metricKey(MetricDraft &d, const std::string &key, Node k, Node v);
 	GroupDraft loadGroup(const std::string &key, Node keyNode, Node n, const ServiceDraft &sd);
@@ -1018,6 +1021,8 @@ void Loader::loadService(const std::string &key, Node keyNode, Node n)
 				s.interval = *d;
 		} else if (k == "env") {
 			getEnv(v, k, s.env);
+		} else if (k == "sandbox") {
+			loadSandbox(v, ctx, s.sandbox);
 		} else if (k == "description") {
 			getString(v, k);
 		} else if (k == "metric_groups" || k == "standalone_metrics") {
@@ -1046,6 +1051,42 @@ void Loader::loadService(const std::string &key, Node keyNode, Node n)
 	if (!sd.sawGroups)
 		error(keyNode, ctx + " has neither metric_groups nor standalone_metrics");
 	drafts_.push_back(std::move(sd));
+}
+
+void Loader::loadSandbox(Node n, const std::string &context, SandboxConfig &out)
+{
+	if (isNull(n))
+		return;
+	if (!expectMapping(n, "sandbox"))
+		return;
+	eachPair(n, [&](const std::string &key, Node k, Node v) {
+		if (key == "seccomp") {
+			if (auto b = getBool(v, "sandbox.seccomp"))
+				out.seccomp = *b;
+		} else if (key == "landlock") {
+			if (isNull(v))
+				return;
+			if (v->type != YAML_SEQUENCE_NODE) {
+				error(v, "expected a list of absolute paths for 'sandbox.landlock' "
+				    "(as in [/usr, /etc/nginx]), got " + describe(v));
+				return;
+			}
+			for (auto *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+			    it++) {
+				Node item = node(*it);
+				auto path = getNonEmpty(item, "sandbox.landlock");
+				if (!path)
+					continue;
+				if ((*path)[0] != '/')
+					error(item, "the Landlock path '" + *path + "' must be absolute "
+					    "(start with '/')");
+				else
+					out.landlock.push_back(*path);
+			}
+		} else {
+			unknownKey(k, key, "sandbox of " + context, sandboxKeys);
+		}
+	});
 }
 
 // ---- validation ----

@@ -332,6 +332,24 @@ void writeService(Writer &w, const ServiceConfig &s)
 		w.string("env");
 		w.pairs(s.env);
 	}
+	// Written only as set: an unset seccomp is the default, which the
+	// worker treats differently from an explicit true.
+	if (s.sandbox.seccomp || !s.sandbox.landlock.empty()) {
+		w.string("sandbox");
+		w.beginMap();
+		if (s.sandbox.seccomp) {
+			w.string("seccomp");
+			w.boolean(*s.sandbox.seccomp);
+		}
+		if (!s.sandbox.landlock.empty()) {
+			w.string("landlock");
+			w.beginList();
+			for (const auto &path : s.sandbox.landlock)
+				w.string(path);
+			w.endList();
+		}
+		w.endMap();
+	}
 	for (bool standalone : {false, true}) {
 		bool any = false;
 		for (const auto &g : s.groups)

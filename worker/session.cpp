@@ -30,6 +30,7 @@
 #include "common/group_result.hpp"
 #include "common/log.hpp"
 #include "proto/message.h"
+#include "sandbox.hpp"
 #include "self_check.hpp"
 #include "utf8.hpp"
 
@@ -169,6 +170,20 @@ int Session::run()
 		log::line(log::Error, ok.error().message);
 		return kExitNoPerm;
 	}
+	// Before anything is collected, and while the worker has one thread
+	// (the event loop's thread pool starts later): see sandbox.cpp.
+	auto sandbox = applySandbox(service->sandbox);
+	if (!sandbox) {
+		log::line(log::Error, "refusing to run: " + sandbox.error().message);
+		return kExitConfig;
+	}
+	for (const auto &warning : sandbox->warnings)
+		log::warnx("%s", warning.c_str());
+	if (sandbox->seccomp)
+		log::debug("sandbox: seccomp filter loaded");
+	if (sandbox->landlockAbi > 0)
+		log::debug("sandbox: Landlock ABI %d, read-only beneath %zu paths",
+		    sandbox->landlockAbi, sandbox->landlockRules);
 
 	common::FrameWriter w;
 	pme_proto_encode_hello(w.get(), static_cast<uint32_t>(getpid()),

@@ -877,3 +877,67 @@ services:
 	STRCMP_CONTAINS("t.yml:14:24: invalid filter: missing closing parenthesis at offset 1",
 	    errors[3].str().c_str());
 }
+
+TEST_GROUP(Sandbox)
+{
+	// A service with one static metric and the given line under it.
+	static std::string service(const std::string &line)
+	{
+		return "services:\n  a:\n" + line + "    standalone_metrics: { x: { value: 1 } }\n";
+	}
+};
+
+TEST(Sandbox, DefaultIsTheFilterWhereTheKernelHasItAndNoLandlock)
+{
+	SandboxConfig sb = load(service("")).services[0].sandbox;
+	CHECK_FALSE(sb.seccomp.has_value());
+	CHECK_TRUE(sb.seccompWanted());
+	CHECK_TRUE(sb.landlock.empty());
+	SandboxConfig empty = load(service("    sandbox:\n")).services[0].sandbox;
+	CHECK_FALSE(empty.seccomp.has_value());
+	CHECK_TRUE(empty.landlock.empty());
+}
+
+TEST(Sandbox, KeysAsWritten)
+{
+	SandboxConfig sb = load(service("    sandbox:\n      seccomp: no\n"
+	    "      landlock: [/proc, /usr, \"/etc/nginx\", /etc/ld.so.cache]\n"))
+	    .services[0].sandbox;
+	CHECK_TRUE(sb.seccomp.has_value());
+	CHECK_FALSE(*sb.seccomp);
+	CHECK_FALSE(sb.seccompWanted());
+	LONGS_EQUAL(4, sb.landlock.size());
+	STRCMP_EQUAL("/proc", sb.landlock[0].c_str());
+	STRCMP_EQUAL("/etc/nginx", sb.landlock[2].c_str());
+	STRCMP_EQUAL("/etc/ld.so.cache", sb.landlock[3].c_str());
+
+	SandboxConfig on = load(service("    sandbox: { seccomp: true, landlock: [] }\n"))
+	    .services[0].sandbox;
+	CHECK_TRUE(on.seccomp.value_or(false));
+	CHECK_TRUE(on.landlock.empty());
+	CHECK_TRUE(load(service("    sandbox: { landlock: }\n")).services[0].sandbox
+	    .landlock.empty());
+}
+
+TEST(Sandbox, Errors)
+{
+	expectError(service("    sandbox: { landlock: [/usr, etc/nginx] }\n"), 3, 33,
+	    "the Landlock path 'etc/nginx' must be absolute (start with '/')");
+	expectError(service("    sandbox:\n      landlock:\n        - /usr\n        - ./x\n"), 6, 11,
+	    "the Landlock path './x' must be absolute");
+	expectError(service("    sandbox: { landlock: [''] }\n"), 3, 27,
+	    "'sandbox.landlock' must not be empty");
+	expectError(service("    sandbox: { landlock: [[/usr]] }\n"), 3, 27,
+	    "expected a string for 'sandbox.landlock', got a list");
+	expectError(service("    sandbox: { landlock: /usr }\n"), 3, 26,
+	    "expected a list of absolute paths for 'sandbox.landlock' (as in [/usr, /etc/nginx]), "
+	    "got '/usr'");
+	expectError(service("    sandbox: { seccomp: maybe }\n"), 3, 25,
+	    "expected true or false for 'sandbox.seccomp', got 'maybe'");
+	expectError(service("    sandbox: [seccomp]\n"), 3, 14,
+	    "expected a mapping for 'sandbox', got a list");
+	expectError(service("    sandbox: { landlok: [/usr] }\n"), 3, 16,
+	    "unknown key 'landlok' in sandbox of service 'a'; did you mean 'landlock'?");
+	expectError(service("    sandbx: { seccomp: false }\n"), 3, 5,
+	    "unknown key 'sandbx' in service 'a'; did you mean 'sandbox'?");
+}

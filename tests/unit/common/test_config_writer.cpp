@@ -125,6 +125,11 @@ void checkService(const ServiceConfig &want, const ServiceConfig &got)
 	LONGS_EQUAL(want.effectiveInterval.count(), got.effectiveInterval.count());
 	LONGS_EQUAL(want.effectiveInterval.count(), got.interval.value_or(Millis{-1}).count());
 	checkPairs(want.env, got.env);
+	CHECK_EQUAL(want.sandbox.seccomp.has_value(), got.sandbox.seccomp.has_value());
+	CHECK_EQUAL(want.sandbox.seccompWanted(), got.sandbox.seccompWanted());
+	LONGS_EQUAL(want.sandbox.landlock.size(), got.sandbox.landlock.size());
+	for (size_t i = 0; i < want.sandbox.landlock.size() && i < got.sandbox.landlock.size(); i++)
+		STRCMP_EQUAL(want.sandbox.landlock[i].c_str(), got.sandbox.landlock[i].c_str());
 	LONGS_EQUAL(want.groups.size(), got.groups.size());
 	for (size_t i = 0; i < want.groups.size() && i < got.groups.size(); i++)
 		checkGroup(want.groups[i], got.groups[i]);
@@ -323,4 +328,34 @@ TEST(ConfigWriter, InvalidUtf8InTheModelIsABug)
 	Config c = load("services:\n  a:\n    standalone_metrics:\n      x: { value: 1 }\n");
 	c.services[0].groups[0].metrics[0].description = "bad \xff byte";
 	CHECK_THROWS(std::logic_error, writeServiceDocument(c, c.services[0]));
+}
+
+TEST(ConfigWriter, SandboxRoundTripsAndTheDefaultStaysUnwritten)
+{
+	Config c = load(R"(services:
+  default:
+    standalone_metrics: { x: { value: 1 } }
+  off:
+    sandbox: { seccomp: false }
+    standalone_metrics: { x: { value: 1 } }
+  on:
+    sandbox: { seccomp: true, landlock: [/proc, /usr, "/srv/a: b #c", /etc/ld.so.cache] }
+    standalone_metrics: { x: { value: 1 } }
+  landlock_only:
+    sandbox: { landlock: ["/yes", "/1"] }
+    standalone_metrics: { x: { value: 1 } }
+)");
+	roundTrip(c);
+	// Unset is not the same as true: a worker refuses to run without an
+	// explicit filter, and warns without a default one.
+	std::string doc = writeServiceDocument(c, c.services[0]);
+	CHECK(doc.find("sandbox") == std::string::npos);
+	doc = writeServiceDocument(c, c.services[3]);
+	CHECK(doc.find("seccomp") == std::string::npos);
+	STRCMP_CONTAINS("seccomp: false", writeServiceDocument(c, c.services[1]).c_str());
+	STRCMP_CONTAINS("seccomp: true", writeServiceDocument(c, c.services[2]).c_str());
+	Config back = load(writeConfig(c));
+	LONGS_EQUAL(4, back.services.size());
+	for (size_t i = 0; i < c.services.size(); i++)
+		checkService(c.services[i], back.services[i]);
 }
