@@ -2,6 +2,8 @@
 // The configuration model's helpers: names of enums, durations, intervals, "did you mean".
 #include "config.hpp"
 
+#include "proto/frame.h"
+
 #include <algorithm>
 #include <limits>
 
@@ -238,6 +240,48 @@ std::string formatDuration(Millis d)
 		}
 	}
 	return sign + (compound.size() < single.size() ? compound : single);
+}
+
+std::string printableText(const std::string &text)
+{
+	static const char hex[] = "0123456789abcdef";
+	std::string out;
+	out.reserve(text.size());
+	size_t i = 0;
+	while (i < text.size()) {
+		auto c = static_cast<unsigned char>(text[i]);
+		if (c < 0x20 || c == 0x7f) {
+			switch (c) {
+			case '\n': out += "\\n"; break;
+			case '\t': out += "\\t"; break;
+			case '\0': out += "\\0"; break;
+			default:
+				out += "\\x";
+				out += hex[c >> 4];
+				out += hex[c & 0xf];
+			}
+			i++;
+			continue;
+		}
+		if (c < 0x80) {
+			out += static_cast<char>(c);
+			i++;
+			continue;
+		}
+		// The longest valid UTF-8 sequence starting here, if any.
+		size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+		if (len > 0 && i + len <= text.size() &&
+		    pme_proto_valid_utf8(text.data() + i, len)) {
+			out.append(text, i, len);
+			i += len;
+			continue;
+		}
+		out += "\\x";
+		out += hex[c >> 4];
+		out += hex[c & 0xf];
+		i++;
+	}
+	return out;
 }
 
 size_t editDistance(const std::string &a, const std::string &b)

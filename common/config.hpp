@@ -127,6 +127,11 @@ Result<Millis> parseDuration(const std::string &text);
 // Shortest exact form: 5000ms -> "5s", 1500ms -> "1500ms".
 std::string formatDuration(Millis d);
 
+// Text from a configuration file made safe to show in a message: valid
+// UTF-8 passes, control characters become \n, \t, \0 or \xNN, and bytes
+// that are not UTF-8 become \xNN.
+std::string printableText(const std::string &text);
+
 // Levenshtein distance, for "did you mean".
 size_t editDistance(const std::string &a, const std::string &b);
 // The closest candidate within a small distance, or empty.

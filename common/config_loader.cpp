@@ -382,8 +382,13 @@ private:
 		if (isNull(n))
 			return "nothing";
 		std::string t = text(n);
-		if (t.size() > 40)
-			t = t.substr(0, 37) + "...";
+		if (t.size() > 40) {
+			// Cut on a character boundary.
+			size_t cut = 37;
+			while (cut > 0 && (static_cast<unsigned char>(t[cut]) & 0xc0) == 0x80)
+				cut--;
+			t = t.substr(0, cut) + "...";
+		}
 		return "'" + t + "'";
 	}
 
@@ -1533,7 +1538,13 @@ ConfigResult Loader::load(const std::string &text)
 
 ConfigResult loadConfigString(const std::string &text, const std::string &name)
 {
-	return Loader(name).load(text);
+	ConfigResult r = Loader(name).load(text);
+	// Messages quote what the file says, which may be any bytes: they go
+	// to logs and, after a failed reload, into a frame that must be UTF-8.
+	if (!r)
+		for (auto &e : r.error())
+			e.message = printableText(e.message);
+	return r;
 }
 
 ConfigResult loadConfigFile(const std::string &path)

@@ -558,6 +558,22 @@ TEST(Errors, BadDuration)
 	    "timeout: invalid duration '2x': unknown unit 'x'");
 }
 
+TEST(Errors, MessagesQuoteAnyBytesPrintably)
+{
+	// A NUL and a control character written as escapes in a YAML string.
+	Errors errors = errorsOf("services:\n  a:\n    env: \"a\\0b\\x01\"\n");
+	LONGS_EQUAL(2, errors.size());
+	STRCMP_EQUAL("t.yml:3:10: expected a mapping for 'env', got 'a\\0b\\x01'",
+	    errors[1].str().c_str());
+	// A long value is cut on a character boundary, never inside one.
+	std::string longValue(36, 'x');
+	errors = errorsOf("services:\n  a:\n    env: \"" + longValue +
+	    "\xe6\x97\xa5\xe6\x97\xa5\"\n");
+	LONGS_EQUAL(2, errors.size());
+	STRCMP_CONTAINS(("got '" + longValue + "...'").c_str(), errors[1].message.c_str());
+	STRCMP_EQUAL("tab\\there \\xff\\x7f \xe6\x97\xa5", printableText("tab\there \xff\x7f \xe6\x97\xa5").c_str());
+}
+
 TEST(Errors, BadScale)
 {
 	expectError(withGroup("        source_type: file\n        source: /f\n"
