@@ -364,7 +364,9 @@ void Spawner::send(common::FrameWriter &w, int fd)
 {
 	Result<void> r = fd >= 0 ? common::sendFrameWithFd(control_.get(), *w, fd)
 	    : common::writeFrame(control_.get(), *w);
-	if (!r)
+	// A broken pipe: the supervisor is gone, and the next poll() sees
+	// the EOF and stops everything.
+	if (!r && r.error().message.find(std::strerror(EPIPE)) == std::string::npos)
 		log::warnx("to supervisor: %s", r.error().message.c_str());
 }
 
