@@ -77,7 +77,12 @@ class Pmed:
                                      stdout=subprocess.DEVNULL, stderr=self.log_file,
                                      start_new_session=True, env=env)
         if port is not None:
-            self.wait_listening()
+            try:
+                self.wait_listening()
+            except BaseException:
+                # Its own session: nothing else would stop it.
+                self.kill_all()
+                raise
 
     def log(self):
         if not self.log_file.closed:
@@ -132,8 +137,7 @@ class Pmed:
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                self.kill_all()
                 raise AssertionError(f"pmed did not stop on {sig.name}:\n{self.log()}")
         self.log_file.close()
         return self.proc.returncode
