@@ -48,6 +48,7 @@
 #include "common/group_result.hpp"
 #include "pme_build.h"
 #include "proto/message.h"
+#include "worker_launch.hpp"
 #include "worker/sandbox.hpp"
 #include "worker/text_extractor.hpp"
 
@@ -58,6 +59,7 @@
 #include <CppUTest/TestHarness.h>
 
 using namespace pme;
+namespace test = pme::worker::test;
 using worker::applySandbox;
 
 extern char **environ;
@@ -854,28 +856,6 @@ TEST(Pcre2WithoutExecutableMemory, TheInterpreterTakesOver)
 
 namespace {
 
-struct Identity {
-	uid_t uid;
-	gid_t gid;
-	std::vector<uint32_t> groups;
-};
-
-// nobody when the test runs as root (a worker refuses capabilities), else
-// the test's own user.
-Identity workerIdentity()
-{
-	if (geteuid() == 0)
-		return {65534, 65534, {}};
-	Identity id{getuid(), getgid(), {}};
-	int n = getgroups(0, nullptr);
-	std::vector<gid_t> g(static_cast<size_t>(n > 0 ? n : 0));
-	if (n > 0)
-		n = getgroups(n, g.data());
-	for (int i = 0; i < n; i++)
-		id.groups.push_back(g[static_cast<size_t>(i)]);
-	return id;
-}
-
 enum class FakeKernel { None, WithoutLandlock, WithoutSeccomp };
 
 // pme-worker started as the spawner starts it, given one configuration.
@@ -885,24 +865,8 @@ public:
 	{
 		int sv[2];
 		CHECK_EQUAL(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
-		const char *root = std::getenv("PME_BUILD_ROOT");
-		std::string binary = std::string(root ? root : ".") + "/worker/pme-worker";
-		Identity id = workerIdentity();
-		pid_ = fork();
-		CHECK(pid_ >= 0);
-		if (pid_ == 0) {
-			dup2(sv[1], 3);
-			int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-			dup2(devnull, 0);
-			dup2(devnull, 1);
-			close_range(4, ~0U, 0);
-			if (geteuid() == 0 && (setgroups(0, nullptr) != 0 ||
-			    setresgid(id.gid, id.gid, id.gid) != 0 ||
-			    setresuid(id.uid, id.uid, id.uid) != 0))
-				_exit(126);
-			prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-			prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-			prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		test::TestIdentity id = test::workerIdentity();
+		pid_ = test::launchWorker(sv[1], "box", [fake] {
 #if PME_HAVE_SECCOMP
 			if (fake == FakeKernel::WithoutLandlock && !fakeKernelWithoutLandlock().empty())
 				_exit(125);
@@ -911,16 +875,8 @@ public:
 #else
 			(void)fake;
 #endif
-			if (chdir("/") != 0)
-				_exit(126);
-			char *argv[] = {const_cast<char *>("pme-worker"), const_cast<char *>("box"),
-			    nullptr};
-			char *envp[] = {const_cast<char *>("PATH=/usr/bin:/bin"),
-			    const_cast<char *>("HOME=/nonexistent"), nullptr};
-			execve(binary.c_str(), argv, envp);
-			_exit(127);
-		}
-		close(sv[1]);
+		});
+		CHECK(pid_ > 0);
 		fd_ = sv[0];
 		pme_proto_decoder_init(&dec_, PME_PROTO_MAX_PAYLOAD);
 

@@ -22,10 +22,13 @@
 #include "common/config_writer.hpp"
 #include "common/group_result.hpp"
 #include "proto/message.h"
+#include "worker_launch.hpp"
 
 #include <CppUTest/TestHarness.h>
 
 using namespace pme;
+namespace test = pme::worker::test;
+using test::TestIdentity;
 
 namespace {
 
@@ -61,68 +64,14 @@ services:
         value: 1
 )";
 
-struct Identity {
-	uid_t uid;
-	gid_t gid;
-	std::vector<uint32_t> groups;
-};
-
-// Who the worker runs as: nobody when the test runs as root (the worker
-// refuses to run with capabilities), else the test's own user.
-Identity workerIdentity()
-{
-	if (geteuid() == 0)
-		return {65534, 65534, {}};
-	Identity id{getuid(), getgid(), {}};
-	int n = getgroups(0, nullptr);
-	std::vector<gid_t> g(static_cast<size_t>(n > 0 ? n : 0));
-	if (n > 0)
-		n = getgroups(n, g.data());
-	for (int i = 0; i < n; i++)
-		id.groups.push_back(g[static_cast<size_t>(i)]);
-	return id;
-}
-
 class WorkerProcess {
 public:
 	explicit WorkerProcess(const std::string &service = "e2e")
 	{
 		int sv[2];
 		CHECK_EQUAL(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
-		const char *root = std::getenv("PME_BUILD_ROOT");
-		std::string binary = std::string(root ? root : ".") + "/worker/pme-worker";
-		Identity id = workerIdentity();
-		pid_ = fork();
-		CHECK(pid_ >= 0);
-		if (pid_ == 0) {
-			// As the spawner does it, in short.
-			dup2(sv[1], 3);
-			int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-			dup2(devnull, 0);
-			dup2(devnull, 1);
-			// Every other descriptor (this test's, and whatever its own
-			// parent leaked into it) closed, as the spawner does.
-			close_range(4, ~0U, 0);
-			if (geteuid() == 0) {
-				if (setgroups(0, nullptr) != 0 || setresgid(id.gid, id.gid, id.gid) != 0 ||
-				    setresuid(id.uid, id.uid, id.uid) != 0)
-					_exit(126);
-			}
-			prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-			prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-			prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
-			if (chdir("/") != 0)
-				_exit(126);
-			char *argv[] = {const_cast<char *>("pme-worker"),
-			    const_cast<char *>(service.c_str()), nullptr};
-			char *envp[] = {const_cast<char *>("PATH=/usr/bin:/bin"),
-			    const_cast<char *>("HOME=/nonexistent"), const_cast<char *>("USER=nobody"),
-			    const_cast<char *>("LOGNAME=nobody"), const_cast<char *>("SHELL=/bin/sh"),
-			    nullptr};
-			execve(binary.c_str(), argv, envp);
-			_exit(127);
-		}
-		close(sv[1]);
+		pid_ = test::launchWorker(sv[1], service);
+		CHECK(pid_ > 0);
 		fd_ = sv[0];
 		pme_proto_decoder_init(&dec_, PME_PROTO_MAX_PAYLOAD);
 	}
@@ -138,7 +87,7 @@ public:
 		pme_proto_decoder_free(&dec_);
 	}
 
-	void sendConfig(const std::string &yaml, const std::string &service, Identity id,
+	void sendConfig(const std::string &yaml, const std::string &service, TestIdentity id,
 	    uint32_t flags = PME_CONFIG_ONCE)
 	{
 		common::FrameWriter w(PME_PROTO_HARD_MAX_PAYLOAD);
@@ -278,7 +227,7 @@ TEST_GROUP(WorkerProcess) {};
 
 TEST(WorkerProcess, CollectsAndLeavesOnSigterm)
 {
-	Identity id = workerIdentity();
+	test::TestIdentity id = test::workerIdentity();
 	WorkerProcess w;
 	w.sendConfig(serviceDocument(), "e2e", id);
 
@@ -338,7 +287,7 @@ TEST(WorkerProcess, CollectsAndLeavesOnSigterm)
 TEST(WorkerProcess, LeavesWhenTheSupervisorGoesAway)
 {
 	WorkerProcess w;
-	w.sendConfig(serviceDocument(), "e2e", workerIdentity());
+	w.sendConfig(serviceDocument(), "e2e", test::workerIdentity());
 	auto hello = w.next();
 	CHECK(hello.has_value());
 	LONGS_EQUAL(PME_MSG_HELLO, hello->type);
@@ -350,8 +299,8 @@ TEST(WorkerProcess, LeavesWhenTheSupervisorGoesAway)
 
 TEST(WorkerProcess, RefusesToRunAsAnotherUserThanExpected)
 {
-	Identity want = workerIdentity();
-	Identity wrong = want;
+	TestIdentity want = test::workerIdentity();
+	TestIdentity wrong = want;
 	wrong.uid = want.uid + 1;
 	WorkerProcess w;
 	w.sendConfig(serviceDocument(), "e2e", wrong);
@@ -372,7 +321,7 @@ TEST(WorkerProcess, RefusesToRunAsAnotherUserThanExpected)
 TEST(WorkerProcess, BadConfigurationExitsWithExConfig)
 {
 	WorkerProcess w;
-	w.sendConfig("services: [not, a, mapping]\n", "e2e", workerIdentity());
+	w.sendConfig("services: [not, a, mapping]\n", "e2e", test::workerIdentity());
 	bool logged = false;
 	while (auto f = w.next()) {
 		LONGS_EQUAL(PME_MSG_LOG, f->type);
@@ -388,7 +337,7 @@ TEST(WorkerProcess, BadConfigurationExitsWithExConfig)
 TEST(WorkerProcess, ConfigurationForAnotherServiceIsRefused)
 {
 	WorkerProcess w("other");
-	w.sendConfig(serviceDocument(), "e2e", workerIdentity());
+	w.sendConfig(serviceDocument(), "e2e", test::workerIdentity());
 	auto f = w.next();
 	CHECK(f.has_value());
 	STRCMP_CONTAINS("SERVICE_CONFIG is for service 'e2e'", w.logText(*f).c_str());
