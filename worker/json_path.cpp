@@ -445,46 +445,22 @@ private:
 		return e;
 	}
 
-	std::shared_ptr<Expr> orExpr()
-	{
-		auto first = andExpr();
-		if (!first)
-			return nullptr;
-		std::shared_ptr<Expr> node;
-		for (;;) {
-			size_t save = pos_;
-			skipS();
-			if (peek() != '|' || peek(1) != '|') {
-				pos_ = save;
-				return node ? node : first;
-			}
-			if (!node) {
-				if (!needLogical(first))
-					return nullptr;
-				node = std::make_shared<Expr>();
-				node->kind = Expr::Or;
-				node->offset = first->offset;
-				node->args.push_back(first);
-			}
-			pos_ += 2;
-			skipS();
-			auto next = andExpr();
-			if (!needLogical(next))
-				return nullptr;
-			node->args.push_back(next);
-		}
-	}
+	std::shared_ptr<Expr> orExpr() { return chain('|', Expr::Or, &Parser::andExpr); }
+	std::shared_ptr<Expr> andExpr() { return chain('&', Expr::And, &Parser::basic); }
 
-	std::shared_ptr<Expr> andExpr()
+	// operand (op op operand)*: "||" or "&&" between logical operands; a
+	// single operand is returned as it is.
+	std::shared_ptr<Expr> chain(char op, decltype(Expr::Or) kind,
+	    std::shared_ptr<Expr> (Parser::*operand)())
 	{
-		auto first = basic();
+		auto first = (this->*operand)();
 		if (!first)
 			return nullptr;
 		std::shared_ptr<Expr> node;
 		for (;;) {
 			size_t save = pos_;
 			skipS();
-			if (peek() != '&' || peek(1) != '&') {
+			if (peek() != op || peek(1) != op) {
 				pos_ = save;
 				return node ? node : first;
 			}
@@ -492,13 +468,13 @@ private:
 				if (!needLogical(first))
 					return nullptr;
 				node = std::make_shared<Expr>();
-				node->kind = Expr::And;
+				node->kind = kind;
 				node->offset = first->offset;
 				node->args.push_back(first);
 			}
 			pos_ += 2;
 			skipS();
-			auto next = basic();
+			auto next = (this->*operand)();
 			if (!needLogical(next))
 				return nullptr;
 			node->args.push_back(next);
