@@ -610,6 +610,7 @@ private:
 	GroupDraft loadGroup(const std::string &key, Node keyNode, Node n, const ServiceDraft &sd);
 	GroupDraft loadStandalone(const std::string &key, Node keyNode, Node n,
 	    const ServiceDraft &sd);
+	MetricDraft newMetric(const std::string &key, Node keyNode);
 	MetricDraft loadMetric(const std::string &key, Node keyNode, Node n,
 	    const std::string &context);
 
@@ -742,14 +743,21 @@ void Loader::loadServices(Node n)
 	eachPair(n, [&](const std::string &key, Node k, Node v) { loadService(key, k, v); });
 }
 
-MetricDraft Loader::loadMetric(const std::string &key, Node keyNode, Node n,
-    const std::string &context)
+// A metric named by its key, as written at keyNode.
+MetricDraft Loader::newMetric(const std::string &key, Node keyNode)
 {
 	MetricDraft md;
 	md.m.key = key;
 	md.m.baseName = key;
 	md.keyNode = keyNode;
 	md.m.where = at(keyNode);
+	return md;
+}
+
+MetricDraft Loader::loadMetric(const std::string &key, Node keyNode, Node n,
+    const std::string &context)
+{
+	MetricDraft md = newMetric(key, keyNode);
 	if (!expectMapping(n, key)) {
 		md.broken = true;
 		return md;
@@ -938,11 +946,7 @@ GroupDraft Loader::loadStandalone(const std::string &key, Node keyNode, Node n,
 	gd.g.standalone = true;
 	gd.keyNode = keyNode;
 	gd.g.where = at(keyNode);
-	MetricDraft md;
-	md.m.key = key;
-	md.m.baseName = key;
-	md.keyNode = keyNode;
-	md.m.where = at(keyNode);
+	MetricDraft md = newMetric(key, keyNode);
 	if (!expectMapping(n, key)) {
 		gd.broken = true;
 		return gd;
