@@ -44,7 +44,16 @@ struct MetricConfig {
 	double scale = 1;             // multiplies numbers read from the source
 	Pairs labels;                 // label name -> template ("$1", "${name}", "literal")
 	std::vector<std::pair<std::string, double>> values;  // value mapping {UP: 1}
+	std::string valueRegex;       // json/xml: the number inside a string ("12ms")
 	Location where;
+};
+
+// content_type: prometheus: what of an imported exposition is kept.
+struct ImportConfig {
+	std::string prefix;           // after the service's metric_prefix
+	std::vector<std::string> include; // regexes over the source's names, anchored
+	std::vector<std::string> exclude;
+	bool honorTimestamps = false; // keep the source's sample timestamps
 };
 
 struct GroupConfig {
@@ -63,7 +72,10 @@ struct GroupConfig {
 	uint64_t maxOutput = 1024 * 1024; // [1 MiB]
 	bool multiline = false;       // regex: ^ and $ match at line ends
 	Pairs env;                    // group-level additions to the service env
-	std::vector<MetricConfig> metrics;
+	Pairs labels;                 // constant labels on every series of the group
+	Pairs namespaces;             // xml: prefix -> namespace URI for XPath
+	ImportConfig import;          // content_type: prometheus
+	std::vector<MetricConfig> metrics; // empty for content_type: prometheus
 	Location where;
 
 	Millis staleAfterOrDefault() const { return staleAfter.value_or(effectiveInterval * 3); }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,6 +22,7 @@ struct Sample {
 	std::string suffix;           // "", "_bucket", "_sum", "_count", ...
 	std::vector<Label> labels;
 	double value = 0;
+	std::optional<int64_t> timestampMs; // imported with honor_timestamps
 };
 
 struct Family {

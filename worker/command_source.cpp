@@ -32,7 +32,7 @@
 
 #include "common/log.hpp"
 #include "common/unique_fd.hpp"
-#include "utf8.hpp"
+#include "common/utf8.hpp"
 
 namespace pme::worker {
 
@@ -334,7 +334,7 @@ void CommandSource::maybeFinish()
 		while (!first.empty() && (first.back() == '\r' || first.back() == ' '))
 			first.remove_suffix(1);
 		if (!first.empty())
-			read_.error += ": " + shorten(first, 512);
+			read_.error += ": " + common::shorten(first, 512);
 	} else if (read_.truncated) {
 		read_.error = "output of '" + spec_.display + "' truncated at " +
 		    std::to_string(spec_.maxOutput) + " bytes (max_output)";
@@ -360,7 +360,7 @@ void CommandSource::finish(bool deliver)
 	running_ = false;
 	SourceCallback cb = std::move(cb_);
 	cb_ = nullptr;
-	read_.error = sanitizeUtf8(read_.error);
+	read_.error = common::sanitizeUtf8(read_.error);
 	if (deliver && cb)
 		cb(std::move(read_));
 }

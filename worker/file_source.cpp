@@ -24,7 +24,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "utf8.hpp"
+#include "common/utf8.hpp"
 
 namespace pme::worker {
 
@@ -247,7 +247,7 @@ void FileSource::complete(Op *op)
 		read.cached = true;
 	} else if (!op->error.empty()) {
 		read.ok = false;
-		read.error = sanitizeUtf8(op->error);
+		read.error = common::sanitizeUtf8(op->error);
 	} else {
 		reads_++;
 		read.content = std::move(op->content);
@@ -260,7 +260,7 @@ void FileSource::complete(Op *op)
 	if (!read.ok)
 		cached_ = false;
 	if (read.truncated)
-		read.error = sanitizeUtf8(path_ + " truncated at " + std::to_string(maxOutput_) +
+		read.error = common::sanitizeUtf8(path_ + " truncated at " + std::to_string(maxOutput_) +
 		    " bytes (max_output)");
 	op_ = nullptr;
 	delete op;

@@ -32,7 +32,7 @@
 #include "proto/message.h"
 #include "sandbox.hpp"
 #include "self_check.hpp"
-#include "utf8.hpp"
+#include "common/utf8.hpp"
 
 namespace pme::worker {
 
@@ -66,7 +66,7 @@ void Session::sendLog(int level, const std::string &line)
 	if (linkBroken_ || inLog_)
 		return;
 	inLog_ = true;
-	std::string msg = shorten(line, kMaxLogLine);
+	std::string msg = common::shorten(line, kMaxLogLine);
 	common::FrameWriter w;
 	pme_proto_encode_log(w.get(), static_cast<uint8_t>(level & 7), msg.data(), msg.size());
 	if (!common::writeFrame(fd_, *w)) {

@@ -35,7 +35,7 @@
 #include <optional>
 #include <set>
 
-#include "utf8.hpp"
+#include "common/utf8.hpp"
 
 namespace pme::worker {
 
@@ -97,7 +97,7 @@ Result<void> checkLabelValue(const std::string &name, const std::string &value)
 	// Captures come from repaired text; a template's literal parts come
 	// from the configuration, which is UTF-8.  Checked all the same: the
 	// supervisor stops a worker that sends a bad string.
-	if (!validUtf8(value))
+	if (!common::validUtf8(value))
 		return fail("label '" + name + "' value is not valid UTF-8");
 	return {};
 }
@@ -133,7 +133,7 @@ Result<double> parseValue(const MetricConfig &metric, std::string_view text)
 		if (end == s.c_str() + s.size() && (errno == 0 || errno == ERANGE))
 			return v * metric.scale;
 	}
-	return fail("value '" + shorten(t, 64) + "' is not a number");
+	return fail("value '" + common::shorten(t, 64) + "' is not a number");
 }
 
 Family valueOnErrorFamily(const MetricConfig &metric)
@@ -261,8 +261,8 @@ Result<Family> TextExtractor::extract(std::string_view raw)
 {
 	std::string repaired;
 	std::string_view text = raw;
-	if (!validUtf8(raw)) {
-		repaired = sanitizeUtf8(raw);
+	if (!common::validUtf8(raw)) {
+		repaired = common::sanitizeUtf8(raw);
 		text = repaired;
 	}
 	Family family = emptyFamily(metric_);
@@ -307,7 +307,7 @@ Result<Family> TextExtractor::extract(std::string_view raw)
 		if (!seen.insert(std::move(key)).second) {
 			std::string set;
 			for (const auto &l : family.samples.back().labels)
-				set += (set.empty() ? "" : ",") + l.name + "=\"" + shorten(l.value, 64) + "\"";
+				set += (set.empty() ? "" : ",") + l.name + "=\"" + common::shorten(l.value, 64) + "\"";
 			return fail("filter matched twice with the same labels {" + set +
 			    "}: add a label that tells the matches apart, or make the filter match once");
 		}

@@ -29,7 +29,7 @@
 #include "common/log.hpp"
 #include "file_source.hpp"
 #include "text_extractor.hpp"
-#include "utf8.hpp"
+#include "common/utf8.hpp"
 #include "common/uv_handle.hpp"
 
 namespace pme::worker {
@@ -247,7 +247,7 @@ GroupResult Worker::Group::build(const SourceRead &read)
 		else if (m.valueOnError)
 			r.families.push_back(valueOnErrorFamily(m));
 		else
-			r.metricErrors.emplace_back(m.name, sanitizeUtf8(f.error().message));
+			r.metricErrors.emplace_back(m.name, common::sanitizeUtf8(f.error().message));
 	}
 	return r;
 }

@@ -5,13 +5,13 @@
 #include <vector>
 
 #include "common/c_deleter.hpp"
-#include "worker/json_path.hpp"
+#include "common/json_path.hpp"
 
 #include <CppUTest/TestHarness.h>
 
 using namespace std::literals;
 using pme::common::CPtr;
-using pme::worker::JsonPath;
+using pme::common::JsonPath;
 
 namespace {
 

@@ -12,7 +12,7 @@
 
 #include "common/error.hpp"
 
-namespace pme::worker {
+namespace pme::common {
 
 namespace jsonpath {
 struct Query;
@@ -46,4 +46,4 @@ private:
 	std::shared_ptr<const jsonpath::Query> query_;
 };
 
-} // namespace pme::worker
+} // namespace pme::common

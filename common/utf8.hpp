@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-namespace pme::worker {
+namespace pme::common {
 
 // True when text is valid UTF-8 (RFC 3629: no overlong forms, no
 // surrogates, nothing past U+10FFFF) without NUL bytes.
@@ -19,4 +19,4 @@ std::string sanitizeUtf8(std::string_view text);
 // when something was cut.  The result is valid UTF-8.
 std::string shorten(std::string_view text, size_t max);
 
-} // namespace pme::worker
+} // namespace pme::common

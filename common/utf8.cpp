@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: ISC
 // UTF-8 repair for text that came from a source.
-#include "utf8.hpp"
+#include "common/utf8.hpp"
 
-namespace pme::worker {
+namespace pme::common {
 
 namespace {
 
@@ -100,4 +100,4 @@ std::string shorten(std::string_view text, size_t max)
 	return clean + "...";
 }
 
-} // namespace pme::worker
+} // namespace pme::common

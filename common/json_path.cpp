@@ -29,7 +29,7 @@
 // short-lived), and a pattern outside I-Regexp makes the function false as
 // the RFC says.  Nesting in filters is bounded (kMaxNesting) so that a hostile
 // query cannot exhaust the stack of the parser.
-#include "worker/json_path.hpp"
+#include "common/json_path.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -42,9 +42,9 @@
 #include <optional>
 
 #include "common/c_deleter.hpp"
-#include "worker/utf8.hpp"
+#include "common/utf8.hpp"
 
-namespace pme::worker {
+namespace pme::common {
 
 namespace jsonpath {
 
@@ -1272,4 +1272,4 @@ std::string JsonPath::normalizedPath(const Node &node)
 	return out;
 }
 
-} // namespace pme::worker
+} // namespace pme::common
