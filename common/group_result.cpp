@@ -41,7 +41,7 @@ size_t familySize(const Family &f)
 
 size_t sampleSize(const Sample &s)
 {
-	size_t n = 1 + strSize(s.suffix.size()) + 2 + 8;
+	size_t n = 1 + strSize(s.suffix.size()) + 2 + 8 + (s.timestampMs ? 8 : 0);
 	for (const Label &l : s.labels)
 		n += strSize(l.name.size()) + strSize(l.value.size());
 	return n;
@@ -195,7 +195,10 @@ void putSample(pme_proto_writer *w, const Sample &s)
 	pme_proto_put_sample_begin(w, s.suffix.data(), s.suffix.size());
 	for (const Label &l : s.labels)
 		pme_proto_put_label(w, l.name.data(), l.name.size(), l.value.data(), l.value.size());
-	pme_proto_put_sample_end(w, s.value);
+	if (s.timestampMs)
+		pme_proto_put_sample_end_ts(w, s.value, *s.timestampMs);
+	else
+		pme_proto_put_sample_end(w, s.value);
 }
 
 } // namespace
@@ -389,7 +392,8 @@ Result<void> GroupResultAssembler::addRecords(const pme_proto_frame &frame)
 			family_ = current_.families.size();
 			break;
 		}
-		case PME_REC_SAMPLE: {
+		case PME_REC_SAMPLE:
+		case PME_REC_SAMPLE_TS: {
 			if (family_ == 0)
 				return bad("sample before any family");
 			Family &f = current_.families[family_ - 1];
@@ -402,6 +406,8 @@ Result<void> GroupResultAssembler::addRecords(const pme_proto_frame &frame)
 			Sample s;
 			s.suffix.assign(rec.suffix.ptr, rec.suffix.len);
 			s.value = rec.value;
+			if (rec.kind == PME_REC_SAMPLE_TS)
+				s.timestampMs = rec.timestamp_ms;
 			s.labels.reserve(rec.nlabels);
 			size_t size = rec.suffix.len + 8;
 			pme_proto_str name, value;

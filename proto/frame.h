@@ -105,6 +105,7 @@ struct pme_proto_writer {
 	uint32_t max_payload;
 	int error;
 	size_t sample_at;     /* offset of the open sample's label count */
+	size_t sample_kind_at; /* offset of the open sample's record kind */
 	uint16_t sample_labels;
 };
 

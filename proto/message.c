@@ -146,6 +146,7 @@ pme_proto_put_family(struct pme_proto_writer *w, const char *name, size_t name_l
 void
 pme_proto_put_sample_begin(struct pme_proto_writer *w, const char *suffix, size_t suffix_len)
 {
+	w->sample_kind_at = w->len;
 	pme_proto_put_u8(w, PME_REC_SAMPLE);
 	pme_proto_put_str(w, suffix, suffix_len);
 	w->sample_at = w->len;
@@ -177,6 +178,17 @@ pme_proto_put_sample_end(struct pme_proto_writer *w, double value)
 	pme_proto_put_f64(w, value);
 	w->sample_at = 0;
 	w->sample_labels = 0;
+}
+
+void
+pme_proto_put_sample_end_ts(struct pme_proto_writer *w, double value, int64_t timestamp_ms)
+{
+	if (w->error == 0 && w->sample_kind_at >= PME_PROTO_HEADER_SIZE &&
+	    w->sample_kind_at < w->len)
+		w->buf[w->sample_kind_at] = PME_REC_SAMPLE_TS;
+	pme_proto_put_sample_end(w, value);
+	pme_proto_put_u64(w, (uint64_t)timestamp_ms);
+	w->sample_kind_at = 0;
 }
 
 void
@@ -469,6 +481,7 @@ pme_proto_record_next(struct pme_proto_reader *r, struct pme_proto_record *rec)
 			return r->error;
 		return 1;
 	case PME_REC_SAMPLE:
+	case PME_REC_SAMPLE_TS:
 		if (pme_proto_get_bytes(r, &rec->suffix) != 0)
 			return r->error;
 		if (!valid_suffix(&rec->suffix))
@@ -485,6 +498,12 @@ pme_proto_record_next(struct pme_proto_reader *r, struct pme_proto_record *rec)
 		rec->labels.error = 0;
 		if (pme_proto_get_f64(r, &rec->value) != 0)
 			return r->error;
+		if (rec->kind == PME_REC_SAMPLE_TS) {
+			uint64_t ts;
+			if (pme_proto_get_u64(r, &ts) != 0)
+				return r->error;
+			rec->timestamp_ms = (int64_t)ts;
+		}
 		return 1;
 	case PME_REC_METRIC_ERROR:
 		if (pme_proto_get_bytes(r, &rec->name) != 0)
@@ -504,7 +523,8 @@ pme_proto_label_next(struct pme_proto_record *rec, struct pme_proto_str *name,
 {
 	if (rec->labels.error != 0)
 		return rec->labels.error;
-	if (rec->kind != PME_REC_SAMPLE || rec->labels.left == 0)
+	if ((rec->kind != PME_REC_SAMPLE && rec->kind != PME_REC_SAMPLE_TS) ||
+	    rec->labels.left == 0)
 		return 0;
 	/* Already validated by record_next. */
 	if (pme_proto_get_bytes(&rec->labels, name) != 0 ||

@@ -67,6 +67,9 @@ enum pme_proto_record_kind {
 	PME_REC_SAMPLE = 2,
 	/* str family name, str message: that metric failed this cycle */
 	PME_REC_METRIC_ERROR = 3,
+	/* as SAMPLE, then i64 timestamp in milliseconds since the epoch: a
+	 * sample imported with its own timestamp (honor_timestamps) */
+	PME_REC_SAMPLE_TS = 4,
 };
 
 enum pme_proto_metric_type {
@@ -154,6 +157,7 @@ struct pme_proto_record {
 	uint16_t nlabels;
 	struct pme_proto_reader labels; /* read with pme_proto_label_next */
 	double value;
+	int64_t timestamp_ms;           /* SAMPLE_TS only */
 	/* METRIC_ERROR */
 	struct pme_proto_str message;
 };
@@ -222,6 +226,9 @@ void pme_proto_put_sample_begin(struct pme_proto_writer *w, const char *suffix,
 void pme_proto_put_label(struct pme_proto_writer *w, const char *name, size_t name_len,
     const char *value, size_t value_len);
 void pme_proto_put_sample_end(struct pme_proto_writer *w, double value);
+/* Ends the sample as a SAMPLE_TS record with the given timestamp. */
+void pme_proto_put_sample_end_ts(struct pme_proto_writer *w, double value,
+    int64_t timestamp_ms);
 void pme_proto_put_metric_error(struct pme_proto_writer *w, const char *family,
     size_t family_len, const char *msg, size_t msg_len);
 

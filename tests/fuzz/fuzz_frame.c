@@ -75,6 +75,7 @@ fuzz_group_data(const struct pme_proto_frame *f, struct pme_proto_writer *w)
 			    rec.help.ptr, rec.help.len, rec.unit.ptr, rec.unit.len);
 			break;
 		case PME_REC_SAMPLE:
+		case PME_REC_SAMPLE_TS:
 			check_str(f, &rec.suffix, 1);
 			check(rec.nlabels <= PME_PROTO_MAX_LABELS, "nlabels");
 			pme_proto_put_sample_begin(w, rec.suffix.ptr, rec.suffix.len);
@@ -87,7 +88,10 @@ fuzz_group_data(const struct pme_proto_frame *f, struct pme_proto_writer *w)
 				n++;
 			}
 			check(rc == 0 && n == rec.nlabels, "labels re-read");
-			pme_proto_put_sample_end(w, rec.value);
+			if (rec.kind == PME_REC_SAMPLE_TS)
+				pme_proto_put_sample_end_ts(w, rec.value, rec.timestamp_ms);
+			else
+				pme_proto_put_sample_end(w, rec.value);
 			break;
 		case PME_REC_METRIC_ERROR:
 			check_str(f, &rec.name, 1);

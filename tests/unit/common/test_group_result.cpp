@@ -132,6 +132,7 @@ void checkSame(const GroupResult &a, const GroupResult &b)
 			const Sample &sa = fa.samples[j], &sb = fb.samples[j];
 			STRCMP_EQUAL(sa.suffix.c_str(), sb.suffix.c_str());
 			CHECK(sa.labels == sb.labels);
+			CHECK(sa.timestampMs == sb.timestampMs);
 			if (std::isnan(sa.value))
 				CHECK(std::isnan(sb.value));
 			else
@@ -240,6 +241,27 @@ TEST(GroupResultCodec, SpecialValuesAndEmptyResult)
 	LONGS_EQUAL(2, frames.size());
 	STRCMP_EQUAL("", assemble(a, frames, &out).c_str());
 	checkSame(none, out);
+}
+
+TEST(GroupResultCodec, ImportedTimestampsTravelWithTheirSamples)
+{
+	GroupResult in;
+	in.group = "import";
+	Family f;
+	f.name = "node_load1";
+	for (int i = 0; i < 3000; i++) {
+		Sample s{"", {{"cpu", std::to_string(i)}}, i * 0.25, std::nullopt};
+		if (i % 2 == 0)
+			s.timestampMs = 1700000000000LL + i;
+		f.samples.push_back(s);
+	}
+	in.families.push_back(f);
+	GroupResultAssembler a;
+	GroupResult out;
+	auto frames = encode(in);
+	CHECK(frames.size() > 3);
+	STRCMP_EQUAL("", assemble(a, frames, &out).c_str());
+	checkSame(in, out);
 }
 
 TEST(GroupResultCodec, EncoderRefusesWhatTheDecoderWould)

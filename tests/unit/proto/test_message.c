@@ -275,6 +275,48 @@ test_wrong_type_refused(void **state)
 	assert_int_not_equal(pme_proto_record_next(&r, &rec), 1);
 }
 
+/* A timestamped sample (honor_timestamps) keeps its labels and value, and a
+ * negative timestamp survives the u64 on the wire. */
+static void
+test_group_data_timestamped_sample(void **state)
+{
+	struct fixture *fx = *state;
+	struct pme_proto_reader r;
+	struct pme_proto_record rec;
+	struct pme_proto_str name, value;
+	struct pme_proto_writer *w = &fx->w;
+
+	pme_proto_writer_begin(w, PME_MSG_GROUP_DATA);
+	pme_proto_put_family(w, "up", 2, PME_TYPE_GAUGE, "", 0, "", 0);
+	pme_proto_put_sample_begin(w, "", 0);
+	pme_proto_put_label(w, "job", 3, "node", 4);
+	pme_proto_put_sample_end_ts(w, 1.5, 1700000000123LL);
+	pme_proto_put_sample_begin(w, "", 0);
+	pme_proto_put_sample_end_ts(w, 2, -5);
+	pme_proto_put_sample_begin(w, "", 0);
+	pme_proto_put_sample_end(w, 3);
+	pme_proto_reader_init(&r, send_recv(fx));
+
+	assert_int_equal(pme_proto_record_next(&r, &rec), 1);
+	assert_int_equal(rec.kind, PME_REC_FAMILY);
+	assert_int_equal(pme_proto_record_next(&r, &rec), 1);
+	assert_int_equal(rec.kind, PME_REC_SAMPLE_TS);
+	assert_true(rec.value == 1.5);
+	assert_true(rec.timestamp_ms == 1700000000123LL);
+	assert_int_equal(pme_proto_label_next(&rec, &name, &value), 1);
+	assert_str(name, "job");
+	assert_str(value, "node");
+	assert_int_equal(pme_proto_label_next(&rec, &name, &value), 0);
+	assert_int_equal(pme_proto_record_next(&r, &rec), 1);
+	assert_int_equal(rec.kind, PME_REC_SAMPLE_TS);
+	assert_true(rec.timestamp_ms == -5);
+	assert_int_equal(pme_proto_record_next(&r, &rec), 1);
+	assert_int_equal(rec.kind, PME_REC_SAMPLE);
+	assert_true(rec.value == 3);
+	assert_int_equal(pme_proto_record_next(&r, &rec), 0);
+	assert_int_equal(pme_proto_reader_end(&r), 0);
+}
+
 static void
 test_group_data_records(void **state)
 {
@@ -409,7 +451,7 @@ test_invalid_family_type(void **state)
 	assert_int_equal(first_error(fx), 0);
 	/* Unknown record kind. */
 	pme_proto_writer_begin(w, PME_MSG_GROUP_DATA);
-	pme_proto_put_u8(w, 4);
+	pme_proto_put_u8(w, PME_REC_SAMPLE_TS + 1);
 	assert_int_equal(first_error(fx), PME_PROTO_EVALUE);
 }
 
@@ -708,6 +750,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_spawner_messages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_type_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_data_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_data_timestamped_sample, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_metric_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_family_type, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_label_names, setup, teardown),
