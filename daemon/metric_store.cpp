@@ -25,6 +25,18 @@
 // time.  exposition() joins the two for --once, behind a version counter
 // bumped by every change.
 //
+// A group with content_type prometheus declares no family: it imports
+// whatever the source exposes.  Its fragments are created as families
+// appear (kept in a deque so that the pointers of merged families stay
+// valid) and join the merged family of that name, declared by another
+// service or imported earlier, or a new one appended after the declared
+// ones.  A family that cannot join (a name of pmed's own, a type other than
+// the one the name already has, too many families) is refused alone: the
+// rest of the result is applied, and the refusal is logged once, counted in
+// pme_source_families_rejected_total and shown in /health.  A family that
+// an imported exposition no longer contains loses its series at the next
+// successful result.
+//
 // Counters keep their state here ({last raw value, exposed value} per
 // series), not in the worker, so that a worker restart or a source restart
 // is seen as a reset and the exposed counter only grows (SPEC §3).
@@ -40,6 +52,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <deque>
 #include <limits>
 #include <set>
 #include <unordered_map>
@@ -71,6 +84,8 @@ const char *toString(WorkerState s)
 namespace {
 
 constexpr size_t NoIndex = std::numeric_limits<size_t>::max();
+// Families one importing group may have created; more are refused.
+constexpr size_t MaxImportedFamilies = 20000;
 // Error texts from workers are kept for /health; bound what is kept.
 constexpr size_t MaxErrorText = 512;
 
@@ -81,6 +96,7 @@ const char *const reservedNames[] = {
 	"pme_source_last_success_timestamp_seconds", "pme_source_skipped_total",
 	"pme_source_exit_status", "pme_worker_restarts_total", "pme_worker_up",
 	"pme_frames_received_total", "pme_protocol_errors_total", "pme_scrapes_total",
+	"pme_source_families_rejected_total",
 	"pme_series_dropped_total", "pme_build_info", "process_cpu_seconds_total",
 	"process_resident_memory_bytes", "process_virtual_memory_bytes", "process_open_fds",
 	"process_max_fds", "process_start_time_seconds",
@@ -106,6 +122,7 @@ struct Fragment {
 	MetricType type = MetricType::Gauge;
 	std::vector<Series> series;
 	double oldest = 0;      // smallest Series::updated, for expire()
+	bool imported = false;  // created by a result, not by the config
 	size_t merged = NoIndex; // index in Impl::merged_, NoIndex when not exported
 };
 
@@ -118,8 +135,12 @@ struct CounterState {
 struct GroupState {
 	std::string key;
 	double staleAfter = 15; // seconds
-	std::unordered_map<std::string, size_t> fragmentIndex; // family name -> fragments_
-	std::vector<Fragment> fragments;
+	std::unordered_map<std::string, size_t> fragmentIndex; // family name -> fragments
+	std::deque<Fragment> fragments; // grows only: merged families point into it
+	bool imports = false;   // content_type prometheus: families come from results
+	size_t importedFamilies = 0;
+	uint64_t rejected = 0;  // families refused (imports)
+	std::string lastRejected;
 	// family name, '\0', series key -> state
 	std::unordered_map<std::string, CounterState> counters;
 	double countersOldest = std::numeric_limits<double>::infinity();
@@ -157,7 +178,7 @@ struct MergedFamily {
 	std::string name;
 	MetricType type = MetricType::Gauge;
 	std::string help;
-	std::vector<Part> parts;    // config order
+	std::vector<Part> parts;    // config order, then imported ones as they came
 	std::string text;           // header and samples, "" when no sample
 	bool dirty = true;
 };
@@ -398,9 +419,11 @@ struct MetricStore::Impl {
 	bool statusDirty = true;
 	std::string statusText;
 
+	std::unordered_map<std::string, size_t> mergedIndex; // family name -> merged
 	uint64_t scrapes = 0;
 	uint64_t seriesDropped = 0;
 	std::set<std::pair<std::string, std::string>> loggedDuplicates; // (family, service)
+	std::set<std::pair<std::string, std::string>> loggedRejections; // (family, service)
 	double btime = 0;
 
 	explicit Impl(const common::Config &config);
@@ -417,7 +440,11 @@ struct MetricStore::Impl {
 			merged[f.merged].dirty = true;
 	}
 	void applyFamily(ServiceState &svc, GroupState &g, Fragment &frag,
-	    const std::vector<const common::Family *> &fams, bool keepOld, double now);
+	    const std::vector<const common::Family *> &fams, double now);
+	common::Result<size_t> importFamily(ServiceState &svc, GroupState &g,
+	    const common::Family &fam);
+	void reject(ServiceState &svc, GroupState &g, const std::string &family,
+	    const std::string &why);
 	void renderFamily(MergedFamily &m);
 	void renderStatus();
 	void appendVolatile(std::string &out);
@@ -427,7 +454,6 @@ MetricStore::Impl::Impl(const common::Config &config)
 {
 	btime = bootTime();
 	services.reserve(config.services.size());
-	std::unordered_map<std::string, size_t> mergedIndex;
 	for (const auto &sc : config.services) {
 		ServiceState &svc = services.emplace_back();
 		svc.name = sc.name.empty() ? sc.key : sc.name;
@@ -440,12 +466,7 @@ MetricStore::Impl::Impl(const common::Config &config)
 			GroupState &g = svc.groups.emplace_back();
 			g.key = gc.key;
 			g.staleAfter = staleSeconds(gc, sc, config.exporter);
-			// Count first so that fragments never moves once filled.
-			size_t n = 0;
-			std::unordered_set<std::string> names;
-			for (const auto &mc : gc.metrics)
-				n += names.insert(mc.name).second;
-			g.fragments.reserve(n);
+			g.imports = gc.contentType == common::ContentType::Prometheus;
 			for (const auto &mc : gc.metrics) {
 				if (g.fragmentIndex.count(mc.name))
 					continue;
@@ -510,8 +531,11 @@ ServiceState *MetricStore::Impl::findService(const std::string &name)
 	return it == serviceIndex.end() ? nullptr : &services[it->second];
 }
 
+// The fragment's series become exactly those sent: a series missing from a
+// family that was sent is gone (a json node that is null this cycle); a
+// family not sent at all keeps its series until they are stale.
 void MetricStore::Impl::applyFamily(ServiceState &svc, GroupState &g, Fragment &frag,
-    const std::vector<const common::Family *> &fams, bool keepOld, double now)
+    const std::vector<const common::Family *> &fams, double now)
 {
 	std::vector<Series> fresh;
 	std::unordered_set<std::string> keys;
@@ -563,21 +587,88 @@ void MetricStore::Impl::applyFamily(ServiceState &svc, GroupState &g, Fragment &
 			}
 			Series &ser = fresh.emplace_back();
 			appendSample(ser.line, frag.name + s.suffix, *labels, svc.labels, value);
+			if (s.timestampMs) {
+				ser.line.pop_back();
+				ser.line += ' ';
+				ser.line += std::to_string(*s.timestampMs);
+				ser.line += '\n';
+			}
 			ser.updated = now;
 			keys.insert(key);
 			ser.key = std::move(key);
 		}
-	}
-	if (keepOld) {
-		for (auto &old : frag.series)
-			if (!keys.count(old.key))
-				fresh.push_back(std::move(old));
 	}
 	frag.series = std::move(fresh);
 	frag.oldest = now;
 	for (const auto &ser : frag.series)
 		frag.oldest = std::min(frag.oldest, ser.updated);
 	markDirty(frag);
+}
+
+void MetricStore::Impl::reject(ServiceState &svc, GroupState &g, const std::string &family,
+    const std::string &why)
+{
+	g.rejected++;
+	g.lastRejected = sanitize("family " + family + ": " + why);
+	if (loggedRejections.size() < 10000 &&
+	    loggedRejections.emplace(family, svc.name + "/" + g.key).second)
+		common::log::warnx("service %s, group %s: family %s is not exported: %s",
+		    svc.name.c_str(), g.key.c_str(), sanitize(family).c_str(), sanitize(why).c_str());
+}
+
+// The fragment of an imported family, created on its first appearance;
+// an Error when the family cannot be exported (the caller refuses it).
+common::Result<size_t> MetricStore::Impl::importFamily(ServiceState &svc, GroupState &g,
+    const common::Family &fam)
+{
+	if (fam.name.compare(0, 4, "pme_") == 0 || reservedName(fam.name))
+		return common::fail("the name is one of pmed's own metrics");
+	auto fit = g.fragmentIndex.find(fam.name);
+	if (fit != g.fragmentIndex.end()) {
+		Fragment &frag = g.fragments[fit->second];
+		if (frag.type == fam.type)
+			return fit->second;
+		// The source changed the family's type: allowed while nothing
+		// else exports the name.
+		MergedFamily &m = merged[frag.merged];
+		if (m.parts.size() != 1)
+			return common::fail("it was a " + std::string(typeWord(frag.type)) +
+			    " and is now a " + typeWord(fam.type) + ", and other groups export it");
+		std::erase_if(g.counters, [&](const auto &kv) {
+			return kv.first.compare(0, frag.name.size() + 1, frag.name + '\0') == 0;
+		});
+		frag.type = m.type = fam.type;
+		frag.series.clear();
+		m.dirty = true;
+		return fit->second;
+	}
+	auto mit = mergedIndex.find(fam.name);
+	if (mit != mergedIndex.end() && merged[mit->second].type != fam.type) {
+		const MergedFamily &m = merged[mit->second];
+		std::string owner = m.parts.empty() ? "" : " by service " + m.parts[0].service->name;
+		return common::fail("it is a " + std::string(typeWord(fam.type)) + " here but "
+		    "already exported as a " + typeWord(m.type) + owner);
+	}
+	if (g.importedFamilies >= MaxImportedFamilies)
+		return common::fail("the group already imports " +
+		    std::to_string(MaxImportedFamilies) + " families");
+	if (mit == mergedIndex.end()) {
+		mit = mergedIndex.emplace(fam.name, merged.size()).first;
+		MergedFamily &m = merged.emplace_back();
+		m.name = fam.name;
+		m.type = fam.type;
+		m.help = fam.help.empty() ? fam.name : fam.help;
+	}
+	size_t index = g.fragments.size();
+	Fragment &frag = g.fragments.emplace_back();
+	frag.name = fam.name;
+	frag.type = fam.type;
+	frag.imported = true;
+	frag.merged = mit->second;
+	g.importedFamilies++;
+	g.fragmentIndex.emplace(fam.name, index);
+	merged[mit->second].parts.push_back({&svc, &frag});
+	return index;
 }
 
 void MetricStore::Impl::renderFamily(MergedFamily &m)
@@ -653,6 +744,11 @@ void MetricStore::Impl::renderStatus()
 	perGroup("pme_source_skipped_total",
 	    "Collections skipped because the previous one was still running.", MetricType::Counter,
 	    [](const GroupState &g) { return static_cast<double>(g.skipped); }, always);
+	perGroup("pme_source_families_rejected_total",
+	    "Families of the group's results that were not exported because they would make "
+	    "the exposition invalid.", MetricType::Counter,
+	    [](const GroupState &g) { return static_cast<double>(g.rejected); },
+	    [](const GroupState &g) { return g.imports || g.rejected > 0; });
 	perGroup("pme_source_exit_status", "Exit status of the group's last command.",
 	    MetricType::Gauge, [](const GroupState &g) { return static_cast<double>(g.exitStatus); },
 	    [](const GroupState &g) { return g.exitStatus >= 0; });
@@ -723,34 +819,57 @@ common::Result<void> MetricStore::apply(const std::string &service,
 		    sanitize(result.group) + "\"");
 	GroupState &g = svc->groups[git->second];
 
-	// Check everything before changing anything.
-	std::vector<std::pair<size_t, std::vector<const common::Family *>>> byFragment;
+	// Check everything before changing anything: a malformed sample, or a
+	// family a declaring group does not declare, refuses the whole result.
 	for (const auto &fam : result.families) {
-		auto fit = g.fragmentIndex.find(fam.name);
-		if (fit == g.fragmentIndex.end())
-			return common::fail("group " + g.key + " of service " + svc->name +
-			    " does not declare a metric \"" + sanitize(fam.name) + "\"");
-		const Fragment &frag = g.fragments[fit->second];
-		if (fam.type != frag.type)
-			return common::fail("metric " + fam.name + " is declared with type " +
-			    typeWord(frag.type) + ", the worker sent type " + typeWord(fam.type));
+		if (!g.imports) {
+			auto fit = g.fragmentIndex.find(fam.name);
+			if (fit == g.fragmentIndex.end())
+				return common::fail("group " + g.key + " of service " + svc->name +
+				    " does not declare a metric \"" + sanitize(fam.name) + "\"");
+			const Fragment &frag = g.fragments[fit->second];
+			if (fam.type != frag.type)
+				return common::fail("metric " + fam.name + " is declared with type " +
+				    typeWord(frag.type) + ", the worker sent type " +
+				    typeWord(fam.type));
+		}
 		for (const auto &s : fam.samples)
 			if (auto r = checkSample(fam, s); !r)
 				return r;
-		auto bit = std::find_if(byFragment.begin(), byFragment.end(),
-		    [&](const auto &b) { return b.first == fit->second; });
-		if (bit == byFragment.end())
-			byFragment.push_back({fit->second, {&fam}});
-		else
-			bit->second.push_back(&fam);
 	}
 
-	std::unordered_set<std::string> failed;
-	for (const auto &[name, message] : result.metricErrors)
-		failed.insert(name);
-	for (auto &[index, fams] : byFragment) {
-		Fragment &frag = g.fragments[index];
-		impl_->applyFamily(*svc, g, frag, fams, failed.count(frag.name) > 0, now);
+	// An imported family that cannot be exported is refused alone.
+	std::vector<std::pair<size_t, std::vector<const common::Family *>>> byFragment;
+	std::unordered_map<size_t, size_t> slot; // fragment -> byFragment
+	for (const auto &fam : result.families) {
+		size_t index;
+		if (g.imports) {
+			auto r = impl_->importFamily(*svc, g, fam);
+			if (!r) {
+				impl_->reject(*svc, g, fam.name, r.error().message);
+				continue;
+			}
+			index = *r;
+		} else {
+			index = g.fragmentIndex.at(fam.name);
+		}
+		auto [it, fresh] = slot.emplace(index, byFragment.size());
+		if (fresh)
+			byFragment.push_back({index, {&fam}});
+		else
+			byFragment[it->second].second.push_back(&fam);
+	}
+	for (auto &[index, fams] : byFragment)
+		impl_->applyFamily(*svc, g, g.fragments[index], fams, now);
+	if (g.imports && result.ok) {
+		// Families the exposition no longer has are gone with it.
+		for (size_t i = 0; i < g.fragments.size(); i++) {
+			Fragment &frag = g.fragments[i];
+			if (!frag.series.empty() && !slot.count(i)) {
+				frag.series.clear();
+				impl_->markDirty(frag);
+			}
+		}
 	}
 
 	g.reported = true;
@@ -908,6 +1027,12 @@ std::string MetricStore::healthJson(bool *healthy, double now) const
 			    g.lastSuccess > 0 ? json_real(g.lastSuccess) : json_null());
 			json_object_set_new(go, "errors", json_integer(static_cast<json_int_t>(g.errors)));
 			json_object_set_new(go, "error", str(g.lastError));
+			if (g.imports || g.rejected > 0) {
+				json_object_set_new(go, "families_rejected",
+				    json_integer(static_cast<json_int_t>(g.rejected)));
+				if (!g.lastRejected.empty())
+					json_object_set_new(go, "rejected", str(g.lastRejected));
+			}
 			json_object_set_new(groups, g.key.c_str(), go);
 		}
 		json_object_set_new(so, "groups", groups);

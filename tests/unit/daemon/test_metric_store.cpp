@@ -768,3 +768,147 @@ TEST(Health, AStoppedWorkerIsReportedWithItsReason)
 	STRCMP_EQUAL("needs CAP_SETUID", json_string_value(json_object_get(db, "reason")));
 	CHECK_TRUE(json_is_null(json_object_get(db, "pid")));
 }
+
+TEST_GROUP(Imports)
+{
+	// "node" imports an exposition; "web" declares web_active as a gauge.
+	common::Config imports()
+	{
+		return load(R"(
+services:
+  web:
+    metric_groups:
+      status:
+        metrics:
+          web_active: { type: gauge, value: 1 }
+  node:
+    metric_groups:
+      textfile:
+        source_type: file
+        source: /var/lib/node/textfile.prom
+        content_type: prometheus
+)");
+	}
+};
+
+TEST(Imports, FamiliesAppearAsTheSourceHasThemWithTheirHelpAndType)
+{
+	MetricStore store(imports());
+	common::Family load1 = family("node_load1", MetricType::Gauge, {sample(0.5)});
+	load1.help = "1m load average.";
+	common::Family hist = family("http_seconds", MetricType::Histogram, {
+	    sample(1, {{"le", "0.1"}}, "_bucket"), sample(3, {{"le", "+Inf"}}, "_bucket"),
+	    sample(0.7, {}, "_sum"), sample(3, {}, "_count")});
+	applyOk(store, "node", result("textfile", {load1, hist}), 100);
+	std::string text = render(store);
+	CHECK(text.find("# HELP node_load1 1m load average.\n# TYPE node_load1 gauge\n"
+	    "node_load1 0.5\n") != std::string::npos);
+	CHECK(text.find("# TYPE http_seconds histogram\n") != std::string::npos);
+	STRCMP_EQUAL("3", valueOf(text, "http_seconds_bucket{le=\"+Inf\"}").c_str());
+	STRCMP_EQUAL("0",
+	    valueOf(text, "pme_source_families_rejected_total{service=\"node\","
+	    "group=\"textfile\"}").c_str());
+
+	// The next exposition no longer has node_load1: it is gone with it.
+	applyOk(store, "node", result("textfile", {hist}), 105);
+	text = render(store);
+	CHECK(text.find("node_load1") == std::string::npos);
+	CHECK(text.find("http_seconds_count 3\n") != std::string::npos);
+	// A failed read keeps everything until it is stale.
+	applyOk(store, "node", result("textfile", {}, false), 110);
+	CHECK(render(store).find("http_seconds_count 3\n") != std::string::npos);
+}
+
+TEST(Imports, AConflictingFamilyIsRefusedAloneAndReported)
+{
+	MetricStore store(imports());
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(4)})}), 100);
+	applyOk(store, "node", result("textfile", {
+	    family("web_active", MetricType::Counter, {sample(9)}),
+	    family("pme_scrapes_total", MetricType::Counter, {sample(1)}),
+	    family("node_up", MetricType::Gauge, {sample(1)})}), 100);
+	std::string text = render(store);
+	STRCMP_EQUAL("4", valueOf(text, "web_active").c_str());
+	LONGS_EQUAL(1, count(text, "# TYPE web_active "));
+	STRCMP_EQUAL("1", valueOf(text, "node_up").c_str());
+	STRCMP_EQUAL("2",
+	    valueOf(text, "pme_source_families_rejected_total{service=\"node\","
+	    "group=\"textfile\"}").c_str());
+	bool healthy = false;
+	std::string health = store.healthJson(&healthy, 100);
+	CHECK_TEXT(health.find("\"families_rejected\":2") != std::string::npos, health.c_str());
+	CHECK_TEXT(health.find("already exported as a gauge by service web") !=
+	    std::string::npos || health.find("pmed's own metrics") != std::string::npos,
+	    health.c_str());
+}
+
+TEST(Imports, ASameTypedFamilyJoinsTheDeclaredOneAndDuplicatesAreDropped)
+{
+	MetricStore store(imports());
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(4)})}), 100);
+	applyOk(store, "node", result("textfile", {family("web_active", MetricType::Gauge,
+	    {sample(7, {{"host", "b"}}), sample(8)})}), 100);
+	std::string text = render(store);
+	LONGS_EQUAL(1, count(text, "# TYPE web_active gauge"));
+	STRCMP_EQUAL("4", valueOf(text, "web_active").c_str());
+	STRCMP_EQUAL("7", valueOf(text, "web_active{host=\"b\"}").c_str());
+	STRCMP_EQUAL("1", valueOf(text, "pme_series_dropped_total").c_str());
+}
+
+TEST(Imports, ImportedCountersKeepTheResetSemantics)
+{
+	MetricStore store(imports());
+	auto feed = [&](double raw, double now) {
+		applyOk(store, "node", result("textfile", {family("node_intr_total",
+		    MetricType::Counter, {sample(raw)})}), now);
+		return valueOf(render(store), "node_intr_total");
+	};
+	STRCMP_EQUAL("100", feed(100, 100).c_str());
+	STRCMP_EQUAL("150", feed(150, 105).c_str());
+	STRCMP_EQUAL("160", feed(10, 110).c_str());
+}
+
+TEST(Imports, ATypeChangeOfTheSourceIsFollowedWhenNobodyElseExportsTheName)
+{
+	MetricStore store(imports());
+	applyOk(store, "node", result("textfile", {family("node_x", MetricType::Gauge,
+	    {sample(5)})}), 100);
+	applyOk(store, "node", result("textfile", {family("node_x", MetricType::Counter,
+	    {sample(6)})}), 105);
+	std::string text = render(store);
+	CHECK(text.find("# TYPE node_x counter\nnode_x 6\n") != std::string::npos);
+}
+
+TEST(Imports, TimestampsAreWrittenAfterTheValue)
+{
+	MetricStore store(imports());
+	common::Sample s = sample(2);
+	s.timestampMs = 1700000000123LL;
+	applyOk(store, "node", result("textfile", {family("node_y", MetricType::Gauge, {s})}),
+	    100);
+	CHECK(render(store).find("node_y 2 1700000000123\n") != std::string::npos);
+}
+
+TEST(Imports, ADeclaringGroupStillRefusesUndeclaredFamilies)
+{
+	MetricStore store(imports());
+	CHECK_FALSE(store.apply("web", result("status", {family("node_x", MetricType::Gauge,
+	    {sample(1)})}), 100).has_value());
+}
+
+TEST(Apply, ASentFamilyWithAMetricErrorReplacesItsSeries)
+{
+	// json: one node of three is null this cycle; its series is absent.
+	MetricStore store(twoServices());
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(1, {{"n", "a"}}), sample(2, {{"n", "b"}})})}), 100);
+	common::GroupResult r = result("status", {family("web_active", MetricType::Gauge,
+	    {sample(3, {{"n", "a"}})})});
+	r.metricErrors.emplace_back("web_active", "$['b']: is null");
+	applyOk(store, "web", r, 105);
+	std::string text = render(store);
+	STRCMP_EQUAL("3", valueOf(text, "web_active{n=\"a\"}").c_str());
+	STRCMP_EQUAL("absent", valueOf(text, "web_active{n=\"b\"}").c_str());
+}
