@@ -24,6 +24,8 @@ struct CDeleter {
 	void operator()(xmlDoc *p) const noexcept { xmlFreeDoc(p); }
 	void operator()(xmlXPathContext *p) const noexcept { xmlXPathFreeContext(p); }
 	void operator()(xmlXPathObject *p) const noexcept { xmlXPathFreeObject(p); }
+	void operator()(xmlXPathCompExpr *p) const noexcept { xmlXPathFreeCompExpr(p); }
+	void operator()(xmlParserCtxt *p) const noexcept { xmlFreeParserCtxt(p); }
 	void operator()(yaml_parser_t *p) const noexcept
 	{
 		yaml_parser_delete(p);

@@ -33,13 +33,17 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <variant>
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "c_deleter.hpp"
+#include "json_path.hpp"
 #include "proto/frame.h"
+#include "structured_template.hpp"
+#include "xpath.hpp"
 #include "unique_fd.hpp"
 
 namespace pme::common {
@@ -251,15 +255,16 @@ const std::vector<std::string> runAsKeys = {"user", "group"};
 const std::vector<std::string> sandboxKeys = {"seccomp", "landlock"};
 const std::vector<std::string> groupKeys = {"source_type", "source", "command", "shell",
     "content_type", "interval", "collection_frequency", "timeout", "cache_ttl", "stale_after",
-    "max_output", "multiline", "env", "metrics", "description"};
+    "max_output", "multiline", "env", "metrics", "description", "labels", "namespaces",
+    "prefix", "include", "exclude", "honor_timestamps"};
 const std::vector<std::string> metricKeys = {"name", "type", "description", "filter", "value",
-    "value_on_error", "scale", "labels", "values", "multiline"};
+    "value_on_error", "scale", "labels", "values", "multiline", "value_regex"};
 
 std::vector<std::string> standaloneKeys()
 {
 	std::vector<std::string> keys;
 	for (const auto &k : groupKeys)
-		if (k != "metrics")
+		if (k != "metrics" && k != "labels")
 			keys.push_back(k);
 	for (const auto &k : metricKeys)
 		if (std::find(keys.begin(), keys.end(), k) == keys.end())
@@ -293,6 +298,7 @@ struct MetricDraft {
 	Node filterNode = nullptr;
 	Node valueNode = nullptr;
 	Node multilineNode = nullptr;
+	Node valueRegexNode = nullptr;
 	bool descriptionGiven = false;
 	bool typeBad = false;           // unknown or unsupported: no type checks
 	std::vector<Node> labelKeyNodes, labelValueNodes; // parallel to m.labels
@@ -312,6 +318,13 @@ struct GroupDraft {
 	Node shellNode = nullptr;
 	Node intervalNode = nullptr;
 	const char *intervalKey = nullptr;
+	Node contentNode = nullptr;
+	Node metricsNode = nullptr;
+	Node namespacesNode = nullptr;
+	std::vector<Node> labelKeyNodes;           // parallel to g.labels
+	std::vector<Node> namespaceKeyNodes;       // parallel to g.namespaces
+	std::vector<std::pair<std::string, Node>> importNodes; // prefix, include, ...
+	std::vector<Node> includeNodes, excludeNodes; // parallel to g.import lists
 	std::vector<MetricDraft> metrics;
 	std::set<std::string> misspelt;
 	bool broken = false;
@@ -606,6 +619,12 @@ private:
 	void loadService(const std::string &key, Node keyNode, Node n);
 	void loadSandbox(Node n, const std::string &context, SandboxConfig &out);
 	bool groupKey(GroupDraft &d, const std::string &key, Node k, Node v);
+	void validateContent(ServiceDraft &sd, GroupDraft &gd, const std::string &ctx);
+	void checkStructured(const GroupDraft &gd, MetricDraft &md, const std::string &what);
+	void getPatterns(Node v, const std::string &key, std::vector<std::string> &out,
+	    std::vector<Node> &nodes);
+	static std::string regexError(const std::string &re, uint32_t options);
+	void errorAt(Node n, const std::string &message, const std::string &what);
 	bool metricKey(MetricDraft &d, const std::string &key, Node k, Node v);
 	GroupDraft loadGroup(const std::string &key, Node keyNode, Node n, const ServiceDraft &sd);
 	GroupDraft loadStandalone(const std::string &key, Node keyNode, Node n,
@@ -833,6 +852,10 @@ bool Loader::metricKey(MetricDraft &md, const std::string &key, Node, Node v)
 		});
 	} else if (key == "multiline") {
 		md.multilineNode = v;
+	} else if (key == "value_regex") {
+		md.valueRegexNode = v;
+		if (auto s = getNonEmpty(v, key))
+			m.valueRegex = *s;
 	} else {
 		return false;
 	}
@@ -867,8 +890,10 @@ bool Loader::groupKey(GroupDraft &gd, const std::string &key, Node k, Node v)
 			{"text", ContentType::Text}, {"json", ContentType::Json},
 			{"xml", ContentType::Xml}, {"prometheus", ContentType::Prometheus},
 		};
-		if (auto t = keyword(v, key, "content_type", types, {ContentType::Text}, "text",
-		    &gd.contentBad))
+		gd.contentNode = v;
+		if (auto t = keyword(v, key, "content_type", types, {ContentType::Text,
+		    ContentType::Json, ContentType::Xml, ContentType::Prometheus},
+		    "text, json, xml or prometheus", &gd.contentBad))
 			g.contentType = *t;
 	} else if (key == "interval" || key == "collection_frequency") {
 		if (gd.intervalNode) {
@@ -898,10 +923,107 @@ bool Loader::groupKey(GroupDraft &gd, const std::string &key, Node k, Node v)
 		getEnv(v, key, g.env);
 	} else if (key == "description") {
 		getString(v, key);
+	} else if (key == "labels") {
+		getLabels(v, key, g.labels, &gd.labelKeyNodes, nullptr);
+	} else if (key == "namespaces") {
+		gd.namespacesNode = v;
+		getPairs(v, key, g.namespaces, &gd.namespaceKeyNodes, nullptr);
+	} else if (key == "prefix") {
+		gd.importNodes.emplace_back(key, v);
+		if (auto s = getString(v, key))
+			g.import.prefix = *s;
+	} else if (key == "include" || key == "exclude") {
+		gd.importNodes.emplace_back(key, v);
+		getPatterns(v, key, key == "include" ? g.import.include : g.import.exclude,
+		    key == "include" ? gd.includeNodes : gd.excludeNodes);
+	} else if (key == "honor_timestamps") {
+		gd.importNodes.emplace_back(key, v);
+		if (auto b = getBool(v, key))
+			g.import.honorTimestamps = *b;
 	} else {
 		return false;
 	}
 	return true;
+}
+
+// A regular expression or a list of them ('include', 'exclude'), each
+// checked as the worker will compile it.
+void Loader::getPatterns(Node v, const std::string &key, std::vector<std::string> &out,
+    std::vector<Node> &nodes)
+{
+	auto one = [&](Node item) {
+		auto re = getNonEmpty(item, key);
+		if (!re)
+			return;
+		if (auto bad = regexError(*re, 0); !bad.empty())
+			errorAt(item, bad, "invalid regular expression in '" + key + "': ");
+		out.push_back(*re);
+		nodes.push_back(item);
+	};
+	if (v->type == YAML_SEQUENCE_NODE) {
+		for (auto *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++)
+			one(node(*it));
+	} else if (v->type == YAML_SCALAR_NODE && !isNull(v)) {
+		one(v);
+	} else {
+		error(v, "expected a regular expression or a list of them for '" + key + "', got " +
+		    describe(v));
+	}
+}
+
+// "" when the pattern compiles (as the worker compiles it), else
+// "at offset N: message".
+std::string Loader::regexError(const std::string &re, uint32_t options)
+{
+	int code = 0;
+	PCRE2_SIZE offset = 0;
+	CPtr<pcre2_code> compiled(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(re.data()), re.size(),
+	    PCRE2_UTF | options, &code, &offset, nullptr));
+	if (compiled)
+		return "";
+	PCRE2_UCHAR buf[256];
+	if (pcre2_get_error_message(code, buf, sizeof(buf)) < 0)
+		buf[0] = 0;
+	return "at offset " + std::to_string(offset) + ": " +
+	    std::string(reinterpret_cast<char *>(buf));
+}
+
+// An error inside a scalar: message is "at offset N: what" (N a byte offset
+// into the scalar's value, as JsonPath, StructuredTemplate and checkXPath
+// report).  Where the scalar is written on one line without escapes, the
+// error points at the offending character itself; elsewhere at the scalar.
+void Loader::errorAt(Node n, const std::string &message, const std::string &what)
+{
+	size_t offset = 0;
+	std::string rest = message;
+	const std::string mark = "at offset ";
+	if (message.compare(0, mark.size(), mark) == 0) {
+		size_t colon = message.find(": ", mark.size());
+		auto [p, ec] = std::from_chars(message.data() + mark.size(),
+		    message.data() + (colon == std::string::npos ? message.size() : colon), offset);
+		if (ec == std::errc() && colon != std::string::npos)
+			rest = message.substr(colon + 2) + " (at offset " + std::to_string(offset) + ")";
+		else
+			offset = 0;
+		(void)p;
+	}
+	Location where = at(n);
+	if (n->type == YAML_SCALAR_NODE && n->start_mark.line == n->end_mark.line) {
+		size_t raw = n->end_mark.index - n->start_mark.index;
+		size_t len = n->data.scalar.length;
+		const auto *value = n->data.scalar.value;
+		bool ascii = std::all_of(value, value + std::min(offset, len),
+		    [](unsigned char c) { return c < 0x80; });
+		int quote = -1;
+		if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && raw == len)
+			quote = 0;
+		else if ((n->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+		    n->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE) && raw == len + 2)
+			quote = 1;
+		if (quote >= 0 && ascii && offset <= len)
+			where.column += quote + static_cast<int>(offset);
+	}
+	errors_.emplace_back(where, what + rest);
 }
 
 GroupDraft Loader::loadGroup(const std::string &key, Node keyNode, Node n, const ServiceDraft &sd)
@@ -922,6 +1044,13 @@ GroupDraft Loader::loadGroup(const std::string &key, Node keyNode, Node n, const
 		else if (!groupKey(gd, k, kn, v))
 			gd.misspelt.insert(unknownKey(kn, k, ctx, groupKeys));
 	});
+	gd.metricsNode = metricsNode;
+	if (gd.g.contentType == ContentType::Prometheus) {
+		if (metricsNode)
+			error(metricsNode, ctx + " imports whole families (content_type prometheus): "
+			    "remove 'metrics' and choose families with 'include' and 'exclude'");
+		return gd;
+	}
 	if (!metricsNode) {
 		if (!gd.misspelt.count("metrics"))
 			error(keyNode, ctx + " has no 'metrics'; define at least one metric");
@@ -960,7 +1089,8 @@ GroupDraft Loader::loadStandalone(const std::string &key, Node keyNode, Node n,
 			error(kn, "a standalone metric is itself the metric: write its keys "
 			    "(filter, type...) directly in '" + key + "', without 'metrics', or "
 			    "make it a group under metric_groups");
-		else if (k == "multiline" || k == "description" || !groupKey(gd, k, kn, v))
+		else if (k == "multiline" || k == "description" || k == "labels" ||
+		    !groupKey(gd, k, kn, v))
 			if (!metricKey(md, k, kn, v))
 				gd.misspelt.insert(unknownKey(kn, k, ctx, keys));
 	});
@@ -1325,6 +1455,11 @@ void Loader::validateMetric(ServiceDraft &sd, GroupDraft &gd, MetricDraft &md,
 				    "'; rename one of them");
 		}
 	}
+	for (const auto &[name, value] : gd.g.labels)
+		for (size_t i = 0; i < m.labels.size(); i++)
+			if (m.labels[i].first == name)
+				error(md.labelKeyNodes[i], "label '" + name + "' of " + what + " is "
+				    "already a label of its group '" + gd.g.key + "'; rename one of them");
 	if (m.type == MetricType::Info && !m.staticValue && !m.valueTemplate)
 		m.staticValue = 1;
 
@@ -1350,12 +1485,22 @@ void Loader::validateMetric(ServiceDraft &sd, GroupDraft &gd, MetricDraft &md,
 	} else {
 		if (gd.contentBad)
 			return;
+		ContentType ct = gd.g.contentType;
 		if (m.filter.empty()) {
 			if (!md.filterNode && !misspelt(gd, md, "filter"))
-				error(md.keyNode, what + " needs a 'filter': the regular expression "
-				    "that finds its value");
+				error(md.keyNode, what + " needs a 'filter': " + (ct == ContentType::Json ?
+				    "the JSONPath query that selects its value" : ct == ContentType::Xml ?
+				    "the XPath expression that selects its value" :
+				    "the regular expression that finds its value"));
 			return;
 		}
+		if (ct != ContentType::Text) {
+			checkStructured(gd, md, what);
+			return;
+		}
+		if (md.valueRegexNode)
+			error(md.valueRegexNode, "'value_regex' is for json and xml content; with "
+			    "text content the filter's capture is the value");
 		caps = compileFilter(gd, md);
 		if (!caps)
 			return; // its templates cannot be checked
@@ -1366,6 +1511,82 @@ void Loader::validateMetric(ServiceDraft &sd, GroupDraft &gd, MetricDraft &md,
 		    m.labels[i].second, c);
 	if (m.valueTemplate)
 		checkTemplate(md.valueNode, "value", *m.valueTemplate, c);
+}
+
+// A metric of a json or xml group: its filter, templates and value_regex,
+// each error pointing into the string at fault.
+void Loader::checkStructured(const GroupDraft &gd, MetricDraft &md, const std::string &what)
+{
+	auto &m = md.m;
+	bool xml = gd.g.contentType == ContentType::Xml;
+	bool nodes = true; // the filter selects nodes that templates can refer to
+	if (xml) {
+		if (auto ok = checkXPath(m.filter, gd.g.namespaces); !ok)
+			errorAt(md.filterNode, ok.error().message, "invalid XPath filter: ");
+		else if (auto c = compileXPath(m.filter, gd.g.namespaces))
+			nodes = c->resultType == XPATH_NODESET;
+	} else if (auto q = JsonPath::compile(m.filter); !q) {
+		errorAt(md.filterNode, q.error().message, "invalid JSONPath filter: ");
+	}
+	// In xml, a reference names its namespace prefixes, and refers to a
+	// selected node only when the filter selects nodes.
+	auto checkRefs = [&](const StructuredTemplate &t, Node n, const std::string &which) {
+		if (!xml)
+			return;
+		for (const auto &part : t.parts()) {
+			if (!part.ref)
+				continue;
+			if (!nodes && !part.ref->fromRoot) {
+				error(n, which + " of " + what + " refers to " + part.ref->text +
+				    ", but the filter computes a value rather than selecting nodes; "
+				    "only ${$...} references are possible");
+				return;
+			}
+			for (const auto &step : part.ref->path) {
+				const auto *name = std::get_if<std::string>(&step);
+				size_t colon = name ? name->find(':') : std::string::npos;
+				if (colon == std::string::npos)
+					continue;
+				std::string prefix = name->substr(0, colon);
+				bool declared = prefix == "xml";
+				for (const auto &[p, uri] : gd.g.namespaces)
+					declared = declared || p == prefix;
+				if (!declared) {
+					error(n, which + " of " + what + ": namespace prefix '" + prefix +
+					    "' in " + part.ref->text + " is not declared under 'namespaces'");
+					return;
+				}
+			}
+		}
+	};
+	for (size_t i = 0; i < m.labels.size(); i++) {
+		auto t = StructuredTemplate::parse(m.labels[i].second, xml);
+		if (!t)
+			errorAt(md.labelValueNodes[i], t.error().message, "label '" +
+			    m.labels[i].first + "' of " + what + ": ");
+		else
+			checkRefs(*t, md.labelValueNodes[i], "label '" + m.labels[i].first + "'");
+	}
+	if (m.valueTemplate && m.type == MetricType::Info) {
+		error(md.valueNode, "an info metric is always 1: remove 'value' from " + what);
+	} else if (m.valueTemplate) {
+		auto t = StructuredTemplate::parse(*m.valueTemplate, xml);
+		if (t)
+			checkRefs(*t, md.valueNode, "'value'");
+		if (!t)
+			errorAt(md.valueNode, t.error().message, "'value' of " + what + ": ");
+		else if (!t->single())
+			error(md.valueNode, "'value' of " + what + " must be one reference to a node, "
+			    "such as \"${.count}\" or \"${^.total}\", without other text");
+	} else if (m.staticValue && md.valueNode && m.type != MetricType::Info) {
+		error(md.valueNode, "'value' of " + what + " is read from the " +
+		    (xml ? "XML" : "JSON") + ": give a reference such as \"${.count}\", "
+		    "not a number");
+	}
+	if (!m.valueRegex.empty()) {
+		if (auto bad = regexError(m.valueRegex, 0); !bad.empty())
+			errorAt(md.valueRegexNode, bad, "invalid value_regex: ");
+	}
 }
 
 void Loader::validateGroup(ServiceDraft &sd, GroupDraft &gd)
@@ -1408,6 +1629,62 @@ void Loader::validateGroup(ServiceDraft &sd, GroupDraft &gd)
 	}
 	if (!gd.sourceTypeBad)
 		validateSource(gd, ctx);
+	validateContent(sd, gd, ctx);
+}
+
+// What depends on content_type: group labels, xml namespaces, the import
+// settings of a prometheus group.
+void Loader::validateContent(ServiceDraft &sd, GroupDraft &gd, const std::string &ctx)
+{
+	auto &g = gd.g;
+	const auto &s = sd.s;
+	bool prometheus = g.contentType == ContentType::Prometheus && !gd.contentBad;
+	for (size_t i = 0; i < g.labels.size(); i++)
+		for (const auto &[name, value] : s.labels)
+			if (name == g.labels[i].first)
+				error(gd.labelKeyNodes[i], "label '" + name + "' of " + ctx +
+				    " is already a constant label of service '" + s.key +
+				    "'; rename one of them");
+	if (!gd.sourceTypeBad && g.sourceType == SourceType::Static && gd.contentNode &&
+	    g.contentType != ContentType::Text)
+		error(gd.contentNode, "a static source has no content to parse: remove "
+		    "'content_type'");
+	if (gd.namespacesNode) {
+		if (g.contentType != ContentType::Xml) {
+			if (!gd.contentBad)
+				error(gd.namespacesNode, "'namespaces' is only for content_type xml");
+		} else if (auto ok = checkNamespaces(g.namespaces); !ok) {
+			error(gd.namespacesNode, ok.error().message);
+		}
+	}
+	for (const auto &[key, node] : gd.importNodes)
+		if (!prometheus && !gd.contentBad)
+			error(node, "'" + key + "' is only for content_type prometheus, where it "
+			    "selects the imported families");
+	if (!prometheus)
+		return;
+	if (g.standalone) {
+		error(gd.contentNode, "content_type prometheus imports a whole exposition: make '" +
+		    g.key + "' a group under metric_groups");
+		gd.contentBad = true;
+		return;
+	}
+	if (!gd.sourceTypeBad && g.sourceType == SourceType::Static)
+		return;
+	Node prefixNode = gd.keyNode;
+	for (const auto &[key, node] : gd.importNodes)
+		if (key == "prefix")
+			prefixNode = node;
+	std::string full = s.metricPrefix + g.import.prefix;
+	if (!g.import.prefix.empty() && !validMetricName(full)) {
+		if (sd.prefixOk)
+			error(prefixNode, "invalid prefix '" + g.import.prefix + "': imported names "
+			    "would start with '" + full + "'; use letters, digits, '_' and ':', not "
+			    "starting with a digit");
+	} else if (full.compare(0, 4, "pme_") == 0) {
+		error(prefixNode, "prefix '" + full + "': names starting with 'pme_' are reserved "
+		    "for pme's own metrics");
+	}
 }
 
 void Loader::validateService(ServiceDraft &sd, std::map<std::string, Location> &serviceNames)

@@ -234,6 +234,10 @@ void writeMetricKeys(Writer &w, const MetricConfig &m)
 		w.string("labels");
 		w.pairs(m.labels);
 	}
+	if (!m.valueRegex.empty()) {
+		w.string("value_regex");
+		w.string(m.valueRegex);
+	}
 	if (!m.values.empty()) {
 		w.string("values");
 		w.beginMap();
@@ -294,6 +298,32 @@ void writeGroupKeys(Writer &w, const GroupConfig &g)
 	if (!g.env.empty()) {
 		w.string("env");
 		w.pairs(g.env);
+	}
+	if (!g.labels.empty()) {
+		w.string("labels");
+		w.pairs(g.labels);
+	}
+	if (!g.namespaces.empty()) {
+		w.string("namespaces");
+		w.pairs(g.namespaces);
+	}
+	if (g.contentType == ContentType::Prometheus) {
+		const ImportConfig &i = g.import;
+		if (!i.prefix.empty()) {
+			w.string("prefix");
+			w.string(i.prefix);
+		}
+		for (const auto *list : {&i.include, &i.exclude}) {
+			if (list->empty())
+				continue;
+			w.string(list == &i.include ? "include" : "exclude");
+			w.beginList();
+			for (const auto &re : *list)
+				w.string(re);
+			w.endList();
+		}
+		w.string("honor_timestamps");
+		w.boolean(i.honorTimestamps);
 	}
 }
 
@@ -368,7 +398,7 @@ void writeService(Writer &w, const ServiceConfig &s)
 				if (g.metrics.size() != 1)
 					throw std::logic_error("standalone group without one metric");
 				writeMetricKeys(w, g.metrics.front());
-			} else {
+			} else if (g.contentType != ContentType::Prometheus) {
 				w.string("metrics");
 				w.beginMap();
 				for (const auto &m : g.metrics) {

@@ -1238,6 +1238,11 @@ std::vector<JsonPath::Node> JsonPath::evaluate(json_t *root) const
 	return ev.run(*query_, root, true);
 }
 
+bool JsonPath::singular() const
+{
+	return query_ && query_->singular();
+}
+
 std::string JsonPath::normalizedPath(const Node &node)
 {
 	static const char hex[] = "0123456789abcdef";

@@ -40,6 +40,9 @@ public:
 	static std::string normalizedPath(const Node &node);
 
 	const std::string &text() const { return text_; }
+	// RFC 9535 section 2.3.5.1: only name and index selectors, one per
+	// child segment; such a query selects at most one node.
+	bool singular() const;
 
 private:
 	std::string text_;

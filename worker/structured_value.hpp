@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,6 +14,7 @@
 #include "common/config.hpp"
 #include "common/error.hpp"
 #include "common/metric.hpp"
+#include "common/structured_template.hpp"
 
 namespace pme::worker {
 
@@ -30,11 +33,11 @@ struct Extraction {
 
 // A node's text to a number, in this order: value_regex (the capture named
 // `value`, else capture 1, else the whole match; no match is an error),
-// then the `values` mapping (exact match; with a mapping, an unmapped text
-// is an error naming the text and the known states), then true/false
-// (1/0), then the text as a number (NaN, +Inf, exponents; "12abc" is an
-// error).  Numbers are multiplied by scale; mapped states and booleans are
-// not.
+// then the `values` mapping (exact match), then true/false (1/0), then the
+// text as a number (NaN, +Inf, exponents; "12abc" is an error).  Blank space
+// around the text is ignored.  A text that is none of these is an error
+// naming it, and naming the known states when there is a mapping.  Numbers
+// are multiplied by scale; mapped states and booleans are not.
 class ValueReader {
 public:
 	static common::Result<ValueReader> compile(const common::MetricConfig &metric);
@@ -46,11 +49,18 @@ private:
 	ValueReader() = default;
 	common::CPtr<pcre2_code> regex_;
 	common::CPtr<pcre2_match_data> matchData_;
+	common::CPtr<pcre2_match_context> matchContext_;
 	int valueGroup_ = 0;
 	double scale_ = 1;
 	std::string regexText_;
 	std::vector<std::pair<std::string, double>> values_;
 };
+
+// The reference of a json or xml metric's value template: none without
+// one; an Error for an info metric (always 1), a template that does not
+// parse, or one that is not exactly one reference.
+common::Result<std::optional<common::NodeRef>> valueReference(
+    const common::MetricConfig &metric, bool xml);
 
 // Collects the series of one metric: label values checked (valid UTF-8, at
 // most kMaxLabelValue bytes), at most kMaxSeriesPerMetric series, a second
@@ -68,6 +78,9 @@ public:
 	    const std::string &problem);
 	// The metric as a whole (a singular query that matched nothing).
 	void failMetric(const std::string &problem);
+	// A series that cannot be exposed whatever its value (a label taken
+	// from an object): an error even when the metric has value_on_error.
+	void reject(const std::string &where, const std::string &problem);
 
 	Extraction finish();
 
@@ -75,7 +88,7 @@ private:
 	void error(std::string message);
 	const common::MetricConfig &metric_;
 	Extraction out_;
-	std::vector<std::vector<std::string>> seenKeys_;
+	std::set<std::vector<std::string>> seenKeys_;
 };
 
 } // namespace pme::worker

@@ -35,7 +35,9 @@
 #include <optional>
 #include <set>
 
+#include "common/structured_template.hpp"
 #include "common/utf8.hpp"
+#include "text_util.hpp"
 
 namespace pme::worker {
 
@@ -53,35 +55,8 @@ constexpr uint32_t kHeapLimitKiB = 20 * 1024;
 constexpr size_t kJitStackStart = 32 * 1024;
 constexpr size_t kJitStackMax = 512 * 1024;
 
-std::string pcre2Message(int code)
-{
-	PCRE2_UCHAR buf[256];
-	int n = pcre2_get_error_message(code, buf, sizeof(buf));
-	if (n < 0)
-		return "PCRE2 error " + std::to_string(code);
-	return std::string(reinterpret_cast<const char *>(buf), static_cast<size_t>(n));
-}
 
-std::string_view trim(std::string_view s)
-{
-	const char *ws = " \t\r\n\f\v";
-	size_t b = s.find_first_not_of(ws);
-	if (b == std::string_view::npos)
-		return {};
-	size_t e = s.find_last_not_of(ws);
-	return s.substr(b, e - b + 1);
-}
 
-bool equalsNoCase(std::string_view a, const char *b)
-{
-	size_t n = std::strlen(b);
-	if (a.size() != n)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (std::tolower(static_cast<unsigned char>(a[i])) != b[i])
-			return false;
-	return true;
-}
 
 // Only types whose samples have no suffix can be read from one match.
 bool typeReadable(MetricType t)
@@ -136,11 +111,20 @@ Result<double> parseValue(const MetricConfig &metric, std::string_view text)
 	return fail("value '" + common::shorten(t, 64) + "' is not a number");
 }
 
-Family valueOnErrorFamily(const MetricConfig &metric)
+Family valueOnErrorFamily(const MetricConfig &metric, common::ContentType content)
 {
 	Family f = emptyFamily(metric);
 	common::Sample s;
+	bool structured = content == common::ContentType::Json ||
+	    content == common::ContentType::Xml;
 	for (const auto &[name, text] : metric.labels) {
+		if (structured) {
+			auto t = common::StructuredTemplate::parse(text,
+			    content == common::ContentType::Xml);
+			s.labels.push_back({name, t && !t->hasReference() ? t->literal() :
+			    std::string()});
+			continue;
+		}
 		CaptureTemplate t = CaptureTemplate::parse(text);
 		s.labels.push_back({name, t.hasReference() ? std::string() : t.literal()});
 	}

@@ -61,9 +61,10 @@ private:
 common::Result<double> parseValue(const common::MetricConfig &metric, std::string_view text);
 
 // The one sample of a failed metric with value_on_error set: labels whose
-// template references no capture keep their text, the others are "".
-// Requires metric.valueOnError.
-common::Family valueOnErrorFamily(const common::MetricConfig &metric);
+// template references no capture (text) or no node (json, xml) keep their
+// text, the others are "".  Requires metric.valueOnError.
+common::Family valueOnErrorFamily(const common::MetricConfig &metric,
+    common::ContentType content = common::ContentType::Text);
 
 // The family of a static metric (no source): its value (1 for an info
 // metric without one) and its labels as written.

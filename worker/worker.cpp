@@ -17,23 +17,42 @@
 // Output cut at max_output is parsed as far as it goes, and the group is
 // reported failed with the truncation as its error so that it gets noticed.
 //
-// Configuration a worker cannot act on (a content type or source type this
-// worker does not implement, a filter that does not compile) was already
-// refused by the loader in pmed -n; should it get here anyway it is reported
-// in every cycle rather than stopping the other groups of the service.
+// Structured content (json, xml) is parsed once per cycle, and each metric
+// selects from the same document.  A document that does not parse fails
+// the group like a failed read.  A metric of such content may yield some
+// series and errors for others (a null among ten nodes): the family is
+// sent with the series that were read, and the METRIC_ERROR record carries
+// the first problem, so that the missing series are absent this cycle.  An
+// imported exposition (prometheus) is a group without declared metrics:
+// whatever families it has, after the import filters, are the result.
+//
+// Metric errors are logged once per group and distinct message (a field
+// that is null at every cycle would otherwise fill the log); the supervisor
+// counts every one in pme_source_errors_total.
+//
+// Configuration a worker cannot act on (a source type this worker does not
+// implement, a filter that does not compile) was already refused by the
+// loader in pmed -n; should it get here anyway it is reported in every
+// cycle rather than stopping the other groups of the service.
 #include "worker.hpp"
 
 #include <optional>
+#include <set>
+#include <variant>
 
 #include "command_source.hpp"
 #include "common/log.hpp"
 #include "file_source.hpp"
+#include "json_extractor.hpp"
+#include "prom_import.hpp"
 #include "text_extractor.hpp"
+#include "xml_extractor.hpp"
 #include "common/utf8.hpp"
 #include "common/uv_handle.hpp"
 
 namespace pme::worker {
 
+using common::ContentType;
 using common::GroupConfig;
 using common::GroupResult;
 using common::Millis;
@@ -65,8 +84,12 @@ private:
 	void run();
 	void finished(SourceRead read);
 	GroupResult build(const SourceRead &read);
+	void extractMetrics(GroupResult &r, const SourceRead &read);
+	void addExtraction(GroupResult &r, const common::MetricConfig &m, Extraction x);
+	void addGroupLabels(GroupResult &r) const;
 	void metricsOnError(GroupResult &result);
 	void logTransition(const GroupResult &result);
+	void logMetricErrors(const GroupResult &result);
 
 	Worker &worker_;
 	GroupConfig config_;
@@ -75,9 +98,12 @@ private:
 	std::unique_ptr<CommandSource> command_;
 	std::unique_ptr<FileSource> file_;
 	std::string setupError_;
-	// Per metric: its extractor, or why it has none.
-	std::vector<std::optional<TextExtractor>> extractors_;
+	// Per metric: its extractor, or why it has none (monostate).
+	using Extractor = std::variant<std::monostate, TextExtractor, JsonExtractor, XmlExtractor>;
+	std::vector<Extractor> extractors_;
 	std::vector<std::string> compileErrors_;
+	std::optional<PromImporter> importer_;
+	std::set<std::string> loggedErrors_;
 
 	bool running_ = false;
 	uint32_t skipped_ = 0;
@@ -119,9 +145,13 @@ Worker::Group::Group(Worker &worker, const GroupConfig &config)
 		break;
 	}
 	if (config.sourceType != SourceType::Static && setupError_.empty() &&
-	    config.contentType != common::ContentType::Text)
-		setupError_ = std::string("content type ") + common::toString(config.contentType) +
-		    " is not supported by this pme-worker";
+	    config.contentType == ContentType::Prometheus) {
+		auto importer = PromImporter::compile(config, worker.service_.metricPrefix);
+		if (importer)
+			importer_.emplace(std::move(*importer));
+		else
+			setupError_ = "import: " + importer.error().message;
+	}
 	if (!setupError_.empty())
 		log::warnx("group %s/%s: %s", service.c_str(), config.key.c_str(),
 		    setupError_.c_str());
@@ -132,15 +162,31 @@ Worker::Group::Group(Worker &worker, const GroupConfig &config)
 			compileErrors_.emplace_back();
 			continue;
 		}
-		auto x = TextExtractor::compile(m, config.multiline);
-		if (x) {
-			extractors_.emplace_back(std::move(*x));
-			compileErrors_.emplace_back();
-		} else {
+		auto compiled = [&](auto x) {
+			if (x) {
+				extractors_.emplace_back(std::move(*x));
+				compileErrors_.emplace_back();
+				return;
+			}
 			log::warnx("metric %s of group %s/%s: %s", m.name.c_str(), service.c_str(),
 			    config.key.c_str(), x.error().message.c_str());
 			extractors_.emplace_back();
 			compileErrors_.push_back(x.error().message);
+		};
+		switch (config.contentType) {
+		case ContentType::Text:
+			compiled(TextExtractor::compile(m, config.multiline));
+			break;
+		case ContentType::Json:
+			compiled(JsonExtractor::compile(m));
+			break;
+		case ContentType::Xml:
+			compiled(XmlExtractor::compile(m, config.namespaces));
+			break;
+		case ContentType::Prometheus:
+			compiled(common::Result<TextExtractor>(common::fail(
+			    "an imported exposition has no declared metrics")));
+			break;
 		}
 	}
 }
@@ -211,7 +257,91 @@ void Worker::Group::metricsOnError(GroupResult &result)
 {
 	for (const auto &m : config_.metrics)
 		if (m.valueOnError)
-			result.families.push_back(valueOnErrorFamily(m));
+			result.families.push_back(valueOnErrorFamily(m, config_.contentType));
+}
+
+void Worker::Group::addExtraction(GroupResult &r, const common::MetricConfig &m, Extraction x)
+{
+	if (x.errorCount > 0)
+		r.metricErrors.emplace_back(m.name, common::sanitizeUtf8(x.summary()));
+	if (x.sendFamily())
+		r.families.push_back(std::move(x.family));
+	else if (m.valueOnError)
+		r.families.push_back(valueOnErrorFamily(m, config_.contentType));
+}
+
+// Every metric over one read: the document is parsed once.
+void Worker::Group::extractMetrics(GroupResult &r, const SourceRead &read)
+{
+	auto documentFailed = [&](const std::string &why) {
+		r.ok = false;
+		r.error = common::sanitizeUtf8(why);
+		metricsOnError(r);
+	};
+	if (config_.contentType == ContentType::Prometheus) {
+		auto imported = importer_->import(read.content);
+		if (!imported) {
+			r.ok = false;
+			r.error = common::sanitizeUtf8(imported.error().message);
+			return;
+		}
+		r.families = std::move(imported->families);
+		for (const auto &e : imported->errors)
+			if (loggedErrors_.size() < 64 && loggedErrors_.insert(e).second)
+				log::warnx("group %s: %s (logged once)", config_.key.c_str(), e.c_str());
+		return;
+	}
+	std::optional<JsonDocument> json;
+	std::optional<XmlDocument> xml;
+	if (config_.contentType == ContentType::Json) {
+		auto doc = JsonDocument::parse(read.content);
+		if (!doc)
+			return documentFailed(doc.error().message);
+		json.emplace(std::move(*doc));
+	} else if (config_.contentType == ContentType::Xml) {
+		auto doc = XmlDocument::parse(read.content);
+		if (!doc)
+			return documentFailed(doc.error().message);
+		xml.emplace(std::move(*doc));
+	}
+	for (size_t i = 0; i < config_.metrics.size(); i++) {
+		const common::MetricConfig &m = config_.metrics[i];
+		Extractor &x = extractors_[i];
+		if (auto *t = std::get_if<TextExtractor>(&x)) {
+			auto f = t->extract(read.content);
+			if (f)
+				r.families.push_back(std::move(*f));
+			else if (m.valueOnError)
+				r.families.push_back(valueOnErrorFamily(m));
+			else
+				r.metricErrors.emplace_back(m.name,
+				    common::sanitizeUtf8(f.error().message));
+		} else if (auto *j = std::get_if<JsonExtractor>(&x)) {
+			addExtraction(r, m, j->extract(*json));
+		} else if (auto *e = std::get_if<XmlExtractor>(&x)) {
+			addExtraction(r, m, e->extract(*xml));
+		} else if (m.valueOnError) {
+			r.families.push_back(valueOnErrorFamily(m, config_.contentType));
+		} else {
+			r.metricErrors.emplace_back(m.name, compileErrors_[i]);
+		}
+	}
+}
+
+// The group's constant labels on every sample that does not have its own.
+void Worker::Group::addGroupLabels(GroupResult &r) const
+{
+	if (config_.labels.empty() || config_.contentType == ContentType::Prometheus)
+		return; // the importer adds them
+	for (auto &f : r.families)
+		for (auto &s : f.samples)
+			for (const auto &[name, value] : config_.labels) {
+				bool has = false;
+				for (const auto &l : s.labels)
+					has = has || l.name == name;
+				if (!has)
+					s.labels.push_back({name, value});
+			}
 }
 
 GroupResult Worker::Group::build(const SourceRead &read)
@@ -227,29 +357,44 @@ GroupResult Worker::Group::build(const SourceRead &read)
 		r.ok = false;
 		r.error = setupError_.empty() ? read.error : setupError_;
 		metricsOnError(r);
+		addGroupLabels(r);
 		return r;
 	}
 	if (read.truncated) {
 		r.ok = false;
 		r.error = read.error;
+		// A cut document does not parse: say why rather than where.
+		if (config_.contentType != ContentType::Text) {
+			metricsOnError(r);
+			addGroupLabels(r);
+			return r;
+		}
 	}
-	for (size_t i = 0; i < config_.metrics.size(); i++) {
-		const common::MetricConfig &m = config_.metrics[i];
-		common::Result<common::Family> f;
-		if (config_.sourceType == SourceType::Static)
-			f = staticFamily(m);
-		else if (extractors_[i])
-			f = extractors_[i]->extract(read.content);
-		else
-			f = common::fail(compileErrors_[i]);
-		if (f)
-			r.families.push_back(std::move(*f));
-		else if (m.valueOnError)
-			r.families.push_back(valueOnErrorFamily(m));
-		else
-			r.metricErrors.emplace_back(m.name, common::sanitizeUtf8(f.error().message));
+	if (config_.sourceType == SourceType::Static) {
+		for (const auto &m : config_.metrics) {
+			auto f = staticFamily(m);
+			if (f)
+				r.families.push_back(std::move(*f));
+			else
+				r.metricErrors.emplace_back(m.name, f.error().message);
+		}
+	} else {
+		extractMetrics(r, read);
 	}
+	addGroupLabels(r);
 	return r;
+}
+
+void Worker::Group::logMetricErrors(const GroupResult &r)
+{
+	for (const auto &[name, message] : r.metricErrors) {
+		if (loggedErrors_.size() >= 64)
+			return;
+		if (loggedErrors_.insert(name + ": " + message).second)
+			log::warnx("group %s: metric %s: %s (logged once; pme_source_errors_total "
+			    "counts every occurrence)", config_.key.c_str(), name.c_str(),
+			    message.c_str());
+	}
 }
 
 void Worker::Group::logTransition(const GroupResult &r)
@@ -267,6 +412,7 @@ void Worker::Group::finished(SourceRead read)
 	running_ = false;
 	skipped_ = 0;
 	logTransition(r);
+	logMetricErrors(r);
 	if (!worker_.stopped_)
 		worker_.sink_(r);
 }

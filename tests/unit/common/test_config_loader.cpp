@@ -223,7 +223,7 @@ TEST(FullConfiguration, Exporter)
 
 TEST(FullConfiguration, Service)
 {
-	LONGS_EQUAL(2, c.services.size());
+	LONGS_EQUAL(3, c.services.size());
 	const ServiceConfig &s = c.services[0];
 	STRCMP_EQUAL("nginx", s.key.c_str());
 	STRCMP_EQUAL("web", s.name.c_str());
@@ -319,6 +319,25 @@ TEST(FullConfiguration, FileGroupWithValueMapping)
 	DOUBLES_EQUAL(0.0, values[1].second, 0);
 	STRCMP_EQUAL("maybe", values[2].first.c_str());
 	DOUBLES_EQUAL(0.5, values[2].second, 0);
+}
+
+TEST(FullConfiguration, StructuredContent)
+{
+	const ServiceConfig &s = c.services[2];
+	LONGS_EQUAL(3, s.groups.size());
+	const GroupConfig &json = s.groups[0], &xml = s.groups[1], &prom = s.groups[2];
+	CHECK(json.contentType == ContentType::Json);
+	CHECK(json.labels == Pairs({{"cluster", "main"}}));
+	STRCMP_EQUAL("${^^^key}", json.metrics[0].labels[1].second.c_str());
+	STRCMP_EQUAL("([0-9.]+)ms", json.metrics[1].valueRegex.c_str());
+	CHECK(xml.contentType == ContentType::Xml);
+	CHECK(xml.namespaces == Pairs({{"r", "urn:example:rtmp"}}));
+	CHECK(prom.contentType == ContentType::Prometheus);
+	CHECK(prom.metrics.empty());
+	STRCMP_EQUAL("upstream_", prom.import.prefix.c_str());
+	LONGS_EQUAL(2, prom.import.include.size());
+	LONGS_EQUAL(1, prom.import.exclude.size());
+	CHECK(prom.import.honorTimestamps);
 }
 
 TEST(FullConfiguration, StandaloneMetrics)
@@ -838,11 +857,6 @@ TEST(Errors, UnsupportedFeatures)
 	expectError(withGroup("        source_type: http\n        source: http://x/\n"
 	    "        metrics: { m: { filter: x } }\n"), 5, 22,
 	    "source_type http is not supported by this version of pme");
-	for (const char *ct : {"json", "xml", "prometheus"})
-		expectError(withGroup(std::string("        source_type: file\n        source: /f\n"
-		    "        content_type: ") + ct + "\n        metrics: { m: { filter: x } }\n"),
-		    7, 23, std::string("content_type ") + ct +
-		    " is not supported by this version of pme");
 	for (const char *t : {"histogram", "summary", "stateset"})
 		expectError(std::string("services:\n  a:\n    standalone_metrics:\n"
 		    "      x: { value: 1, type: ") + t + " }\n", 4, 28, std::string("metric type ") +
@@ -851,6 +865,145 @@ TEST(Errors, UnsupportedFeatures)
 	expectError("include: [a]\n", 1, 1, "'include' is not supported by this version of pme");
 	expectError("exporter:\n  include: [a]\n", 2, 3,
 	    "'include' is not supported by this version of pme");
+}
+
+TEST_GROUP(StructuredContent) {};
+
+TEST(StructuredContent, JsonGroupKeepsItsQueriesAndTemplates)
+{
+	Config c = load(withGroup(
+	    "        source_type: file\n"
+	    "        source: /var/lib/es/health.json\n"
+	    "        content_type: json\n"
+	    "        labels: { cluster: prod }\n"
+	    "        metrics:\n"
+	    "          heap: { filter: '$.nodes.*.jvm.mem.heap_used_in_bytes',\n"
+	    "                  labels: { node: '${^^^.name}', id: '${^^^key}' } }\n"
+	    "          latency: { filter: '$.took', value_regex: '([0-9.]+)ms' }\n"
+	    "          docs: { filter: '$.indices[*]', value: '${.docs.count}',\n"
+	    "                  labels: { index: '${key}' } }\n"));
+	const auto &g = c.services[0].groups[0];
+	CHECK(g.contentType == ContentType::Json);
+	CHECK(g.labels == Pairs({{"cluster", "prod"}}));
+	LONGS_EQUAL(3, g.metrics.size());
+	STRCMP_EQUAL("$.nodes.*.jvm.mem.heap_used_in_bytes", g.metrics[0].filter.c_str());
+	STRCMP_EQUAL("([0-9.]+)ms", g.metrics[1].valueRegex.c_str());
+	STRCMP_EQUAL("${.docs.count}", g.metrics[2].valueTemplate->c_str());
+}
+
+TEST(StructuredContent, JsonErrorsPointIntoTheString)
+{
+	// '$.a[' fails at offset 4: column 38 is the quote's 33 + 1 + 4.
+	expectError(withGroup("        source_type: file\n        source: /f\n"
+	    "        content_type: json\n"
+	    "        metrics: { m: { filter: '$.a[' } }\n"), 8, 38, "invalid JSONPath filter");
+	expectError(withGroup("        source_type: file\n        source: /f\n"
+	    "        content_type: json\n"
+	    "        metrics: { m: { filter: '$.a', labels: { x: '${.b' } } }\n"), 8, 54,
+	    "label 'x' of metric 'm'");
+	expectError(withGroup("        source_type: file\n        source: /f\n"
+	    "        content_type: json\n"
+	    "        metrics: { m: { filter: '$.a', value: 'n=${.b}' } }\n"), 8, 47,
+	    "must be one reference");
+	expectError(withGroup("        source_type: file\n        source: /f\n"
+	    "        content_type: json\n"
+	    "        metrics: { m: { filter: '$.a', value: 3 } }\n"), 8, 47,
+	    "give a reference");
+	expectError(withGroup("        source_type: file\n        source: /f\n"
+	    "        content_type: json\n"
+	    "        metrics: { m: { filter: '$.a', value_regex: '(' } }\n"), 8, 55,
+	    "invalid value_regex");
+	expectError(withGroup("        source_type: file\n        source: /f\n"
+	    "        content_type: json\n"
+	    "        metrics: { m: { } }\n"), 8, 20, "the JSONPath query");
+	expectError(withGroup("        source_type: file\n        source: /f\n"
+	    "        metrics: { m: { filter: 'x', value_regex: 'y' } }\n"), 7, 51,
+	    "'value_regex' is for json and xml");
+}
+
+TEST(StructuredContent, XmlNamespacesAndXPath)
+{
+	Config c = load(withGroup(
+	    "        source_type: file\n        source: /f.xml\n"
+	    "        content_type: xml\n"
+	    "        namespaces: { a: 'http://www.w3.org/2005/Atom' }\n"
+	    "        metrics:\n"
+	    "          entries: { filter: 'count(//a:entry)' }\n"
+	    "          streams: { filter: '//stream/nclients', labels: { app: '${^^^.name}' } }\n"));
+	const auto &g = c.services[0].groups[0];
+	CHECK(g.namespaces == Pairs({{"a", "http://www.w3.org/2005/Atom"}}));
+	expectError(withGroup("        source_type: file\n        source: /f\n"
+	    "        content_type: xml\n"
+	    "        metrics: { m: { filter: '//b:x' } }\n"), 8, 36,
+	    "namespace prefix 'b'");
+	expectError(withGroup("        source_type: file\n        source: /f\n"
+	    "        content_type: xml\n"
+	    "        metrics: { m: { filter: '//x[' } }\n"), 8, 38, "invalid XPath filter");
+	expectError(withGroup("        source_type: file\n        source: /f\n"
+	    "        content_type: xml\n"
+	    "        metrics: { m: { filter: '//x', labels: { i: '${[0]}' } } }\n"), 8, 56,
+	    "label 'i'");
+	expectError(withGroup("        source_type: file\n        source: /f\n"
+	    "        content_type: xml\n"
+	    "        metrics: { m: { filter: '//x', labels: { n: '${^.q:name}' } } }\n"), 8, 53,
+	    "namespace prefix 'q' in ${^.q:name} is not declared");
+	expectError(withGroup("        source_type: file\n        source: /f\n"
+	    "        content_type: xml\n"
+	    "        metrics: { m: { filter: 'count(//x)', labels: { n: '${.a}' } } }\n"), 8, 60,
+	    "the filter computes a value");
+	expectError(withGroup("        source_type: file\n        source: /f\n"
+	    "        content_type: json\n"
+	    "        namespaces: { a: 'urn:x' }\n"
+	    "        metrics: { m: { filter: '$.x' } }\n"), 8, 21,
+	    "'namespaces' is only for content_type xml");
+}
+
+TEST(StructuredContent, PrometheusImportNeedsNoMetrics)
+{
+	Config c = load("services:\n  node:\n    metric_prefix: host_\n    metric_groups:\n"
+	    "      textfile:\n"
+	    "        source_type: file\n        source: /var/lib/node/x.prom\n"
+	    "        content_type: prometheus\n"
+	    "        prefix: node_\n"
+	    "        include: ['node_.*', 'go_gc_.*']\n"
+	    "        exclude: '.*_created'\n"
+	    "        honor_timestamps: true\n"
+	    "        labels: { origin: textfile }\n");
+	const auto &g = c.services[0].groups[0];
+	CHECK(g.contentType == ContentType::Prometheus);
+	CHECK(g.metrics.empty());
+	STRCMP_EQUAL("node_", g.import.prefix.c_str());
+	CHECK(g.import.include == std::vector<std::string>({"node_.*", "go_gc_.*"}));
+	CHECK(g.import.exclude == std::vector<std::string>({".*_created"}));
+	CHECK(g.import.honorTimestamps);
+	CHECK(g.labels == Pairs({{"origin", "textfile"}}));
+
+	std::string head = "services:\n  s:\n    metric_groups:\n      g:\n"
+	    "        source_type: file\n        source: /f\n";
+	expectError(head + "        content_type: prometheus\n        metrics: { m: { filter: x } }\n",
+	    8, 18, "remove 'metrics'");
+	expectError(head + "        content_type: prometheus\n        include: '(x'\n", 8, 21,
+	    "invalid regular expression in 'include'");
+	expectError(head + "        content_type: prometheus\n        prefix: pme_\n", 8, 17,
+	    "reserved");
+	expectError(head + "        content_type: prometheus\n        prefix: 9x\n", 8, 17,
+	    "invalid prefix");
+	expectError(head + "        content_type: text\n        prefix: x_\n"
+	    "        metrics: { m: { filter: x } }\n", 8, 17, "only for content_type prometheus");
+	expectError("services:\n  s:\n    standalone_metrics:\n      x:\n"
+	    "        source_type: file\n        source: /f\n        content_type: prometheus\n",
+	    7, 23, "make 'x' a group");
+}
+
+TEST(StructuredContent, GroupLabelsDoNotRepeatOtherLabels)
+{
+	expectError("services:\n  s:\n    labels: { role: web }\n    metric_groups:\n"
+	    "      g:\n        labels: { role: db }\n"
+	    "        metrics: { m: { value: 1 } }\n", 6, 19, "already a constant label");
+	expectError("services:\n  s:\n    metric_groups:\n"
+	    "      g:\n        labels: { role: db }\n"
+	    "        metrics: { m: { value: 1, labels: { role: x } } }\n", 6, 45,
+	    "already a label of its group");
 }
 
 TEST(Errors, ExporterValues)

@@ -80,6 +80,7 @@ void checkMetric(const MetricConfig &want, const MetricConfig &got)
 	checkOptDouble(want.valueOnError, got.valueOnError);
 	checkDouble(want.scale, got.scale);
 	checkPairs(want.labels, got.labels);
+	STRCMP_EQUAL(want.valueRegex.c_str(), got.valueRegex.c_str());
 	LONGS_EQUAL(want.values.size(), got.values.size());
 	for (size_t i = 0; i < want.values.size() && i < got.values.size(); i++) {
 		STRCMP_EQUAL(want.values[i].first.c_str(), got.values[i].first.c_str());
@@ -108,6 +109,12 @@ void checkGroup(const GroupConfig &want, const GroupConfig &got)
 	UNSIGNED_LONGS_EQUAL(want.maxOutput, got.maxOutput);
 	CHECK_EQUAL(want.multiline, got.multiline);
 	checkPairs(want.env, got.env);
+	checkPairs(want.labels, got.labels);
+	checkPairs(want.namespaces, got.namespaces);
+	STRCMP_EQUAL(want.import.prefix.c_str(), got.import.prefix.c_str());
+	CHECK(want.import.include == got.import.include);
+	CHECK(want.import.exclude == got.import.exclude);
+	CHECK_EQUAL(want.import.honorTimestamps, got.import.honorTimestamps);
 	LONGS_EQUAL(want.metrics.size(), got.metrics.size());
 	for (size_t i = 0; i < want.metrics.size() && i < got.metrics.size(); i++)
 		checkMetric(want.metrics[i], got.metrics[i]);

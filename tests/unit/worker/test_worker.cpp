@@ -208,19 +208,100 @@ TEST(Worker, FileGroupReadsTheFile)
 	DOUBLES_EQUAL(0.52, family(results[0], "svc_load1")->samples[0].value, 0);
 }
 
-TEST(Worker, UnsupportedContentTypeIsAGroupError)
+TEST(Worker, JsonGroupParsesOnceAndReportsNullsPerSeries)
 {
-	GroupConfig g = commandGroup("j", "echo '{}'");
+	GroupConfig g = commandGroup("j", "echo '{\"nodes\": {\"a\": {\"load\": 2}, "
+	    "\"b\": {\"load\": null}, \"c\": {\"load\": \"3\"}}, \"state\": \"up\"}'");
 	g.contentType = common::ContentType::Json;
-	MetricConfig m = metric("x", "$.x");
-	m.valueOnError = 0;
-	g.metrics.push_back(m);
+	g.labels = {{"site", "lab"}};
+	MetricConfig load = metric("load", "$.nodes.*.load");
+	load.labels = {{"node", "${^key}"}};
+	g.metrics.push_back(load);
+	MetricConfig state = metric("state", "$.state");
+	state.values = {{"up", 1}, {"down", 0}};
+	g.metrics.push_back(state);
 	service.groups.push_back(g);
 	collect(1);
+	CHECK(results[0].ok);
+	const common::Family *f = family(results[0], "svc_load");
+	CHECK(f != nullptr);
+	LONGS_EQUAL(2, f->samples.size());
+	STRCMP_EQUAL("a", f->samples[0].labels[0].value.c_str());
+	STRCMP_EQUAL("site", f->samples[0].labels[1].name.c_str());
+	DOUBLES_EQUAL(3, f->samples[1].value, 0);
+	LONGS_EQUAL(1, results[0].metricErrors.size());
+	STRCMP_CONTAINS("is null", results[0].metricErrors[0].second.c_str());
+	DOUBLES_EQUAL(1, family(results[0], "svc_state")->samples[0].value, 0);
+}
+
+TEST(Worker, ADocumentThatDoesNotParseFailsTheGroup)
+{
+	GroupConfig g = commandGroup("j", "echo '{\"a\": '");
+	g.contentType = common::ContentType::Json;
+	MetricConfig m = metric("x", "$.a");
+	m.valueOnError = -1;
+	g.metrics.push_back(m);
+	GroupConfig x = commandGroup("x", "echo '<a><b>1</b>'");
+	x.contentType = common::ContentType::Xml;
+	x.metrics.push_back(metric("b", "/a/b"));
+	service.groups.push_back(g);
+	service.groups.push_back(x);
+	collect(2);
+	for (const auto &r : results) {
+		CHECK_FALSE(r.ok);
+		if (r.group == "j") {
+			STRCMP_CONTAINS("invalid JSON at line", r.error.c_str());
+			DOUBLES_EQUAL(-1, family(r, "svc_x")->samples[0].value, 0);
+		} else {
+			STRCMP_CONTAINS("invalid XML", r.error.c_str());
+			LONGS_EQUAL(0, r.families.size());
+		}
+	}
+}
+
+TEST(Worker, XmlGroupSelectsNodesAndComputesNumbers)
+{
+	GroupConfig g = commandGroup("x", "echo '<s><app name=\"live\"><c>3</c><c>4</c></app></s>'");
+	g.contentType = common::ContentType::Xml;
+	MetricConfig c = metric("clients", "//c");
+	c.labels = {{"app", "${^.name}"}, {"i", "${@}"}};
+	g.metrics.push_back(c);
+	g.metrics.push_back(metric("count", "count(//c)"));
+	service.groups.push_back(g);
+	collect(1);
+	CHECK(results[0].ok);
+	const common::Family *f = family(results[0], "svc_clients");
+	LONGS_EQUAL(2, f->samples.size());
+	STRCMP_EQUAL("live", f->samples[1].labels[0].value.c_str());
+	DOUBLES_EQUAL(4, f->samples[1].value, 0);
+	DOUBLES_EQUAL(2, family(results[0], "svc_count")->samples[0].value, 0);
+}
+
+TEST(Worker, PrometheusGroupImportsTheExposition)
+{
+	GroupConfig g = commandGroup("p", "printf '# TYPE up gauge\\nup 1\\n# TYPE go_x gauge\\n"
+	    "go_x 2\\nreqs_total{code=\"200\"} 5\\n'");
+	g.contentType = common::ContentType::Prometheus;
+	service.metricPrefix = "svc_";
+	g.import.prefix = "app_";
+	g.import.exclude = {"go_.*"};
+	g.labels = {{"origin", "cmd"}};
+	service.groups.push_back(g);
+	collect(1);
+	CHECK_TEXT(results[0].ok, results[0].error.c_str());
+	LONGS_EQUAL(2, results[0].families.size());
+	const common::Family *up = family(results[0], "svc_app_up");
+	CHECK(up != nullptr);
+	STRCMP_EQUAL("origin", up->samples[0].labels[0].name.c_str());
+	CHECK(family(results[0], "svc_app_reqs_total")->type == common::MetricType::Untyped);
+
+	GroupConfig bad = commandGroup("q", "echo 'up 0x1p3'");
+	bad.contentType = common::ContentType::Prometheus;
+	service.groups = {bad};
+	results.clear();
+	collect(1);
 	CHECK_FALSE(results[0].ok);
-	STRCMP_EQUAL("content type json is not supported by this pme-worker",
-	    results[0].error.c_str());
-	LONGS_EQUAL(1, results[0].families.size());
+	STRCMP_CONTAINS("line 1", results[0].error.c_str());
 }
 
 TEST(Worker, BadFilterIsAMetricErrorEveryCycle)
@@ -244,9 +325,10 @@ TEST(Worker, ATickWhileRunningIsSkippedAndCounted)
 	collect(2);
 	LONGS_EQUAL(1, results[0].sequence);
 	LONGS_EQUAL(2, results[1].sequence);
-	// About four ticks fall into each run of 450ms.
-	CHECK(results[0].skipped >= 2 && results[0].skipped <= 5);
-	CHECK(results[1].skipped >= 2 && results[1].skipped <= 5);
+	// About four ticks fall into each run of 450ms; fewer on a loaded
+	// machine, where the loop wakes late and libuv runs a late timer once.
+	CHECK(results[0].skipped >= 1 && results[0].skipped <= 5);
+	CHECK(results[1].skipped >= 1 && results[1].skipped <= 5);
 	CHECK(results[0].ok && results[1].ok);
 }
 
