@@ -1671,6 +1671,11 @@ void Loader::validateContent(ServiceDraft &sd, GroupDraft &gd, const std::string
 	}
 	if (!gd.sourceTypeBad && g.sourceType == SourceType::Static)
 		return;
+	for (size_t i = 0; i < g.labels.size(); i++)
+		if (g.labels[i].first == "le" || g.labels[i].first == "quantile")
+			error(gd.labelKeyNodes[i], "label '" + g.labels[i].first + "' of " + ctx +
+			    " would replace the buckets' or quantiles' own labels of imported "
+			    "histograms and summaries; choose another name");
 	Node prefixNode = gd.keyNode;
 	for (const auto &[key, node] : gd.importNodes)
 		if (key == "prefix")

@@ -988,6 +988,8 @@ TEST(StructuredContent, PrometheusImportNeedsNoMetrics)
 	    "reserved");
 	expectError(head + "        content_type: prometheus\n        prefix: 9x\n", 8, 17,
 	    "invalid prefix");
+	expectError(head + "        content_type: prometheus\n        labels: { le: x }\n", 8, 19,
+	    "would replace the buckets'");
 	expectError(head + "        content_type: text\n        prefix: x_\n"
 	    "        metrics: { m: { filter: x } }\n", 8, 17, "only for content_type prometheus");
 	expectError("services:\n  s:\n    standalone_metrics:\n      x:\n"
