@@ -52,6 +52,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <array>
 #include <deque>
 #include <limits>
 #include <set>
@@ -181,6 +182,11 @@ struct MergedFamily {
 	std::vector<Part> parts;    // config order, then imported ones as they came
 	std::string text;           // header and samples, "" when no sample
 	bool dirty = true;
+	// Where it goes in the body: declared families in config order, then
+	// imported ones by service and group in config order and, within a
+	// group, in the order they first appeared, whatever order the
+	// workers' results arrive in.
+	std::array<size_t, 3> order{};
 };
 
 bool isDown(WorkerState s)
@@ -420,6 +426,7 @@ struct MetricStore::Impl {
 	std::string statusText;
 
 	std::unordered_map<std::string, size_t> mergedIndex; // family name -> merged
+	std::vector<size_t> joinOrder; // indices of merged, sorted by MergedFamily::order
 	uint64_t scrapes = 0;
 	uint64_t seriesDropped = 0;
 	std::set<std::pair<std::string, std::string>> loggedDuplicates; // (family, service)
@@ -502,6 +509,8 @@ MetricStore::Impl::Impl(const common::Config &config)
 				auto [it, fresh] = mergedIndex.emplace(f.name, merged.size());
 				if (fresh) {
 					MergedFamily &m = merged.emplace_back();
+					m.order = {0, 0, merged.size() - 1};
+					joinOrder.push_back(merged.size() - 1);
 					m.name = f.name;
 					m.type = f.type;
 					m.help = mc && !mc->description.empty() ? mc->description : f.name;
@@ -655,6 +664,11 @@ common::Result<size_t> MetricStore::Impl::importFamily(ServiceState &svc, GroupS
 	if (mit == mergedIndex.end()) {
 		mit = mergedIndex.emplace(fam.name, merged.size()).first;
 		MergedFamily &m = merged.emplace_back();
+		m.order = {1 + static_cast<size_t>(&svc - services.data()),
+		    static_cast<size_t>(&g - svc.groups.data()), merged.size() - 1};
+		auto at = std::upper_bound(joinOrder.begin(), joinOrder.end(), m.order,
+		    [&](const auto &order, size_t i) { return order < merged[i].order; });
+		joinOrder.insert(at, merged.size() - 1);
 		m.name = fam.name;
 		m.type = fam.type;
 		m.help = fam.help.empty() ? fam.name : fam.help;
@@ -971,8 +985,8 @@ MetricStore::Parts MetricStore::expositionParts()
 	if (changed) {
 		auto data = std::make_shared<std::string>();
 		data->reserve(total);
-		for (const auto &m : im.merged)
-			*data += m.text;
+		for (size_t i : im.joinOrder)
+			*data += im.merged[i].text;
 		im.data = std::move(data);
 	}
 	if (im.statusDirty)

@@ -50,9 +50,13 @@
 // _count of a histogram, _total of an OpenMetrics counter...), else an
 // untyped family named by the sample.  A family's samples are joined
 // wherever they appear.  OpenMetrics families are exported under the name
-// their samples have: counter x as x_total, info x as x_info, and a gauge
-// histogram x as the gauges x_bucket, x_gcount and x_gsum; _created samples
-// of counters, histograms and summaries are dropped.
+// their samples have: counter x as x_total, info x as x_info.  A gauge
+// histogram x, which the text format 0.0.4 cannot say, is exported as the
+// histogram x: its x_bucket series keep their names, x_gcount and x_gsum
+// become x_count and x_sum, so that the output stays a valid exposition
+// (promtool refuses _bucket series outside a histogram) and
+// histogram_quantile() works on it as on the original.  _created samples of
+// counters, histograms and summaries are dropped.
 //
 // Where pme is stricter than Prometheus, because what Prometheus takes
 // cannot be exported again or is almost certainly a broken exposition:
@@ -273,7 +277,7 @@ MetricType metricType(Kind k)
 	case Kind::Counter: return MetricType::Counter;
 	case Kind::Gauge: return MetricType::Gauge;
 	case Kind::Histogram: return MetricType::Histogram;
-	case Kind::GaugeHistogram: return MetricType::Gauge;
+	case Kind::GaugeHistogram: return MetricType::Histogram;
 	case Kind::Summary: return MetricType::Summary;
 	case Kind::Info: return MetricType::Info;
 	case Kind::StateSet: return MetricType::StateSet;
@@ -710,13 +714,6 @@ bool Parser::onType(const char *nameAt, std::string_view name, const char *textA
 			    "(line " +
 			    std::to_string(fams_[it->second].line) + "); it must come before them");
 	}
-	if (type->kind == Kind::GaugeHistogram) {
-		// Exported as three gauge families.
-		if (familyCount_ + 2 > limits_.maxFamilies)
-			return fail(nameAt, "more than " + std::to_string(limits_.maxFamilies) +
-			    " metric families");
-		familyCount_ += 2;
-	}
 	f.kind = type->kind;
 	f.typeLine = line_;
 	lastFam_ = npos;
@@ -1103,7 +1100,7 @@ bool Parser::addSample(std::string_view name, const char *nameAt, size_t line, d
 		return true; // OpenMetrics' creation time: not exported
 	if (!f.claimed && !claim(fi, nameAt))
 		return false;
-	if (f.kind == Kind::Histogram && sfx == SfxBucket &&
+	if ((f.kind == Kind::Histogram || f.kind == Kind::GaugeHistogram) && sfx == SfxBucket &&
 	    std::none_of(labels_.begin(), labels_.end(),
 	    [](const RawLabel &l) { return l.name == "le"; }))
 		return fail(nameAt, "histogram bucket " + std::string(name) + " has no le label");
@@ -1138,22 +1135,12 @@ std::vector<Family> Parser::finish()
 		if (f.samples.empty())
 			continue;
 		if (f.kind == Kind::GaugeHistogram) {
-			// OpenMetrics' gauge histogram has no Prometheus type: its
-			// samples are gauges of their own names.
-			for (Suffix sfx : {SfxBucket, SfxGCount, SfxGSum}) {
-				Family g;
-				g.name = std::string(f.name) + std::string(kSuffix[sfx]);
-				g.type = MetricType::Gauge;
-				g.help = f.help;
-				for (auto &s : f.samples)
-					if (s.suffix == kSuffix[sfx]) {
-						s.suffix.clear();
-						g.samples.push_back(std::move(s));
-					}
-				if (!g.samples.empty())
-					out.push_back(std::move(g));
+			for (auto &smp : f.samples) {
+				if (smp.suffix == kSuffix[SfxGCount])
+					smp.suffix = kSuffix[SfxCount];
+				else if (smp.suffix == kSuffix[SfxGSum])
+					smp.suffix = kSuffix[SfxSum];
 			}
-			continue;
 		}
 		Family &o = out.emplace_back();
 		o.name = f.name;

@@ -391,9 +391,9 @@ void Worker::Group::logMetricErrors(const GroupResult &r)
 		if (loggedErrors_.size() >= 64)
 			return;
 		if (loggedErrors_.insert(name + ": " + message).second)
-			log::warnx("group %s: metric %s: %s (logged once; pme_source_errors_total "
-			    "counts every occurrence)", config_.key.c_str(), name.c_str(),
-			    message.c_str());
+			log::warnx("group %s: metric %s: %s (logged once; every cycle with an "
+			    "error is counted in pme_source_errors_total)", config_.key.c_str(),
+			    name.c_str(), message.c_str());
 	}
 }
 

@@ -912,3 +912,28 @@ TEST(Apply, ASentFamilyWithAMetricErrorReplacesItsSeries)
 	STRCMP_EQUAL("3", valueOf(text, "web_active{n=\"a\"}").c_str());
 	STRCMP_EQUAL("absent", valueOf(text, "web_active{n=\"b\"}").c_str());
 }
+
+TEST(Imports, TheBodyFollowsTheConfigWhateverOrderResultsArriveIn)
+{
+	const char *yaml = R"(
+services:
+  a:
+    metric_groups:
+      one: { source_type: file, source: /a, content_type: prometheus }
+      two: { source_type: file, source: /b, content_type: prometheus }
+)";
+	auto body = [&](bool oneFirst) {
+		MetricStore store(load(yaml));
+		auto one = result("one", {family("x_one", MetricType::Gauge, {sample(1)}),
+		    family("y_one", MetricType::Gauge, {sample(2)})});
+		auto two = result("two", {family("x_two", MetricType::Gauge, {sample(3)})});
+		applyOk(store, "a", oneFirst ? one : two, 100);
+		applyOk(store, "a", oneFirst ? two : one, 100);
+		std::string text = render(store);
+		return text.substr(0, text.find("# HELP pme_"));
+	};
+	std::string first = body(true);
+	STRCMP_EQUAL(first.c_str(), body(false).c_str());
+	CHECK(first.find("x_one") < first.find("y_one"));
+	CHECK(first.find("y_one") < first.find("x_two"));
+}

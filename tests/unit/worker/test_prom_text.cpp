@@ -176,9 +176,9 @@ TEST(PromText, OpenMetricsExposition)
 {
 	auto fs = parse(fixture("openmetrics.txt"));
 	// python, process_cpu_seconds, http_requests, request_latency_seconds,
-	// rpc_duration_seconds, queue_wait_seconds as three gauges, door,
+	// rpc_duration_seconds, queue_wait_seconds (a histogram), door,
 	// temperature_celsius, legacy.
-	LONGS_EQUAL(11, fs.size());
+	LONGS_EQUAL(9, fs.size());
 
 	const Family &info = fs[0];
 	STRCMP_EQUAL("python_info", info.name.c_str());
@@ -214,15 +214,16 @@ TEST(PromText, OpenMetricsExposition)
 	LONGS_EQUAL(4, rpc.samples.size());
 	STRCMP_EQUAL("0.99", label(rpc.samples[1], "quantile").c_str());
 
-	const Family &buckets = family(fs, "queue_wait_seconds_bucket");
-	CHECK(buckets.type == MetricType::Gauge);
-	LONGS_EQUAL(2, buckets.samples.size());
-	STRCMP_EQUAL("", buckets.samples[0].suffix.c_str());
-	STRCMP_EQUAL("1.0", label(buckets.samples[0], "le").c_str());
-	STRCMP_EQUAL("Time items have been waiting in the queue.", buckets.help.c_str());
-	DOUBLES_EQUAL(5, family(fs, "queue_wait_seconds_gcount").samples[0].value, 0);
-	DOUBLES_EQUAL(7.5, family(fs, "queue_wait_seconds_gsum").samples[0].value, 0);
-	CHECK_FALSE(hasFamily(fs, "queue_wait_seconds"));
+	const Family &queue = family(fs, "queue_wait_seconds");
+	CHECK(queue.type == MetricType::Histogram);
+	LONGS_EQUAL(4, queue.samples.size());
+	STRCMP_EQUAL("_bucket", queue.samples[0].suffix.c_str());
+	STRCMP_EQUAL("1.0", label(queue.samples[0], "le").c_str());
+	STRCMP_EQUAL("Time items have been waiting in the queue.", queue.help.c_str());
+	STRCMP_EQUAL("_count", queue.samples[2].suffix.c_str());
+	DOUBLES_EQUAL(5, queue.samples[2].value, 0);
+	DOUBLES_EQUAL(7.5, queue.samples[3].value, 0);
+	CHECK_FALSE(hasFamily(fs, "queue_wait_seconds_gcount"));
 
 	const Family &door = family(fs, "door");
 	CHECK(door.type == MetricType::StateSet);
@@ -577,21 +578,21 @@ TEST(PromText, OpenMetricsInfoAndStateSet)
 	LONGS_EQUAL(2, m.samples.size());
 }
 
-TEST(PromText, OpenMetricsGaugeHistogramBecomesThreeGauges)
+TEST(PromText, OpenMetricsGaugeHistogramBecomesAHistogram)
 {
 	auto fs = parse("# TYPE q gaugehistogram\n# HELP q Queue.\n"
 	    "q_bucket{le=\"1\"} 1\nq_bucket{le=\"+Inf\"} 2\nq_gcount 2\nq_gsum 3\n# EOF\n");
-	LONGS_EQUAL(3, fs.size());
-	STRCMP_EQUAL("q_bucket", fs[0].name.c_str());
-	STRCMP_EQUAL("q_gcount", fs[1].name.c_str());
-	STRCMP_EQUAL("q_gsum", fs[2].name.c_str());
-	for (const auto &f : fs) {
-		CHECK(f.type == MetricType::Gauge);
-		STRCMP_EQUAL("Queue.", f.help.c_str());
-		for (const auto &s : f.samples)
-			STRCMP_EQUAL("", s.suffix.c_str());
-	}
-	LONGS_EQUAL(2, fs[0].samples.size());
+	LONGS_EQUAL(1, fs.size());
+	STRCMP_EQUAL("q", fs[0].name.c_str());
+	CHECK(fs[0].type == MetricType::Histogram);
+	STRCMP_EQUAL("Queue.", fs[0].help.c_str());
+	LONGS_EQUAL(4, fs[0].samples.size());
+	STRCMP_EQUAL("_bucket", fs[0].samples[1].suffix.c_str());
+	STRCMP_EQUAL("_count", fs[0].samples[2].suffix.c_str());
+	STRCMP_EQUAL("_sum", fs[0].samples[3].suffix.c_str());
+	DOUBLES_EQUAL(3, fs[0].samples[3].value, 0);
+	STRCMP_EQUAL("line 3, column 1: histogram bucket q_bucket has no le label",
+	    refuse("# TYPE q gaugehistogram\nq_gcount 1\nq_bucket 1\n# EOF\n").c_str());
 }
 
 TEST(PromText, OpenMetricsUnitAndHelpEscapes)
@@ -851,10 +852,6 @@ TEST(PromText, LimitsThatAreExceeded)
 	    refuse("a 1\nb 2\nc 3\n", limits).c_str());
 	STRCMP_EQUAL("line 3, column 8: more than 2 metric families",
 	    refuse("# HELP a A.\n# HELP b B.\n# HELP c C.\n", limits).c_str());
-	// A gauge histogram is exported as three families.
-	limits.maxFamilies = 3;
-	STRCMP_EQUAL("line 2, column 8: more than 3 metric families",
-	    refuse("a 1\n# TYPE q gaugehistogram\n# EOF\n", limits).c_str());
 }
 
 TEST(PromText, ExemplarsInTextFormat)
