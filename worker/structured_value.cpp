@@ -238,6 +238,11 @@ Extraction SeriesCollector::finish()
 	return out;
 }
 
+double ValueReader::fromNumber(double v) const
+{
+	return scaled(v, scale_);
+}
+
 common::Result<std::optional<common::NodeRef>> valueReference(
     const common::MetricConfig &metric, bool xml)
 {

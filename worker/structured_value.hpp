@@ -43,7 +43,7 @@ public:
 	static common::Result<ValueReader> compile(const common::MetricConfig &metric);
 
 	common::Result<double> fromString(std::string_view text) const;
-	double fromNumber(double v) const { return v * scale_; }
+	double fromNumber(double v) const;
 
 private:
 	ValueReader() = default;

@@ -106,7 +106,7 @@ Result<double> parseValue(const MetricConfig &metric, std::string_view text)
 		errno = 0;
 		double v = std::strtod(s.c_str(), &end);
 		if (end == s.c_str() + s.size() && (errno == 0 || errno == ERANGE))
-			return v * metric.scale;
+			return scaled(v, metric.scale);
 	}
 	return fail("value '" + common::shorten(t, 64) + "' is not a number");
 }

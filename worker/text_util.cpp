@@ -2,6 +2,8 @@
 // Small text helpers the extractors share.
 #include "text_util.hpp"
 
+#include <cmath>
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
@@ -29,6 +31,18 @@ bool equalsNoCase(std::string_view a, std::string_view lower)
 			return false;
 	}
 	return true;
+}
+
+double scaled(double v, double scale)
+{
+	if (scale == 1)
+		return v;
+	if (scale > 0 && scale < 1) {
+		double inverse = std::round(1 / scale);
+		if (inverse <= 1e15 && 1 / inverse == scale)
+			return v / inverse;
+	}
+	return v * scale;
 }
 
 std::string pcre2Message(int code)

@@ -271,6 +271,18 @@ TEST(TextExtraction, ScaleMultipliesSourceNumbersOnly)
 	DOUBLES_EQUAL(1, f.samples[2].value, 0);
 }
 
+TEST(TextExtraction, AScaleThatIsAnInverseDividesExactly)
+{
+	MetricConfig m = metric(R"(v=(\S+))");
+	m.scale = 0.001;
+	// 180325 * 0.001 is 180.32500000000002; 180325 / 1000 is 180.325.
+	DOUBLES_EQUAL(180.325, extract(m, "v=180325").samples[0].value, 0);
+	m.scale = 0.125;
+	DOUBLES_EQUAL(2.5, extract(m, "v=20").samples[0].value, 0);
+	m.scale = 0.3;
+	DOUBLES_EQUAL(10 * 0.3, extract(m, "v=10").samples[0].value, 0);
+}
+
 TEST(TextExtraction, BooleansAreOneAndZero)
 {
 	MetricConfig m = metric(R"(enabled=(\w+))");
