@@ -18,6 +18,7 @@
 #include <stdexcept>
 
 #include "c_deleter.hpp"
+#include "yaml_tree.hpp"
 #include "proto/frame.h"
 
 namespace pme::common {
@@ -44,7 +45,8 @@ bool startsNumberLike(const std::string &s)
 // this string, or the text is best kept in double quotes.
 bool needsDoubleQuotes(const std::string &s)
 {
-	if (s.empty() || s.front() == ' ' || s.back() == ' ')
+	// "<<" as a plain key would be a merge key.
+	if (s.empty() || s.front() == ' ' || s.back() == ' ' || s == "<<")
 		return true;
 	for (unsigned char c : s)
 		if (c < 0x20 || c == 0x7f)
@@ -109,6 +111,10 @@ public:
 	}
 
 	// Text that must read back as a number, bool or duration.
+	// The value of a string field, which the loader reads with "$$" for
+	// a '$'; labels and values of metrics are templates, written as they
+	// are with string().
+	void text(const std::string &s) { string(escapeDollars(s)); }
 	void plain(const std::string &s) { scalar(s, YAML_PLAIN_SCALAR_STYLE); }
 	void number(double v) { plain(numberText(v)); }
 	void boolean(bool b) { plain(b ? "true" : "false"); }
@@ -144,12 +150,15 @@ public:
 		emit(ev);
 	}
 
-	void pairs(const Pairs &p)
+	void pairs(const Pairs &p, bool templates = false)
 	{
 		beginMap();
 		for (const auto &[k, v] : p) {
 			string(k);
-			string(v);
+			if (templates)
+				string(v);
+			else
+				text(v);
 		}
 		endMap();
 	}
@@ -206,14 +215,14 @@ private:
 void writeMetricKeys(Writer &w, const MetricConfig &m)
 {
 	w.string("name");
-	w.string(m.baseName);
+	w.text(m.baseName);
 	w.string("type");
 	w.string(toString(m.type));
 	w.string("description");
-	w.string(m.description);
+	w.text(m.description);
 	if (!m.filter.empty()) {
 		w.string("filter");
-		w.string(m.filter);
+		w.text(m.filter);
 	}
 	if (m.staticValue) {
 		w.string("value");
@@ -232,11 +241,11 @@ void writeMetricKeys(Writer &w, const MetricConfig &m)
 	}
 	if (!m.labels.empty()) {
 		w.string("labels");
-		w.pairs(m.labels);
+		w.pairs(m.labels, true);
 	}
 	if (!m.valueRegex.empty()) {
 		w.string("value_regex");
-		w.string(m.valueRegex);
+		w.text(m.valueRegex);
 	}
 	if (!m.values.empty()) {
 		w.string("values");
@@ -257,20 +266,20 @@ void writeGroupKeys(Writer &w, const GroupConfig &g)
 	case SourceType::Command:
 		w.string("source");
 		if (g.shell) {
-			w.string(g.source);
+			w.text(g.source);
 			w.string("shell");
 			w.boolean(true);
 		} else {
 			w.beginList();
 			for (const auto &arg : g.argv)
-				w.string(arg);
+				w.text(arg);
 			w.endList();
 		}
 		break;
 	case SourceType::File:
 	case SourceType::Http:
 		w.string("source");
-		w.string(g.source);
+		w.text(g.source);
 		break;
 	case SourceType::Static:
 		break;
@@ -311,7 +320,7 @@ void writeGroupKeys(Writer &w, const GroupConfig &g)
 		const ImportConfig &i = g.import;
 		if (!i.prefix.empty()) {
 			w.string("prefix");
-			w.string(i.prefix);
+			w.text(i.prefix);
 		}
 		for (const auto *list : {&i.include, &i.exclude}) {
 			if (list->empty())
@@ -319,7 +328,7 @@ void writeGroupKeys(Writer &w, const GroupConfig &g)
 			w.string(list == &i.include ? "include" : "exclude");
 			w.beginList();
 			for (const auto &re : *list)
-				w.string(re);
+				w.text(re);
 			w.endList();
 		}
 		w.string("honor_timestamps");
@@ -332,10 +341,10 @@ void writeService(Writer &w, const ServiceConfig &s)
 	w.string(s.key);
 	w.beginMap();
 	w.string("name");
-	w.string(s.name);
+	w.text(s.name);
 	if (!s.metricPrefix.empty()) {
 		w.string("metric_prefix");
-		w.string(s.metricPrefix);
+		w.text(s.metricPrefix);
 	}
 	if (!s.labels.empty()) {
 		w.string("labels");
@@ -346,11 +355,11 @@ void writeService(Writer &w, const ServiceConfig &s)
 		w.beginMap();
 		if (!s.runAs.user.empty()) {
 			w.string("user");
-			w.string(s.runAs.user);
+			w.text(s.runAs.user);
 		}
 		if (!s.runAs.group.empty()) {
 			w.string("group");
-			w.string(s.runAs.group);
+			w.text(s.runAs.group);
 		}
 		w.endMap();
 	}
@@ -375,7 +384,7 @@ void writeService(Writer &w, const ServiceConfig &s)
 			w.string("landlock");
 			w.beginList();
 			for (const auto &path : s.sandbox.landlock)
-				w.string(path);
+				w.text(path);
 			w.endList();
 		}
 		w.endMap();
@@ -445,16 +454,16 @@ std::string writeConfig(const Config &config)
 	w.string("listen");
 	w.beginList();
 	for (const auto &l : e.listen)
-		w.string(l);
+		w.text(l);
 	w.endList();
 	if (!e.healthListen.empty()) {
 		w.string("health_listen");
-		w.string(e.healthListen);
+		w.text(e.healthListen);
 	}
 	w.string("interval");
 	w.duration(e.interval);
 	w.string("user");
-	w.string(e.user);
+	w.text(e.user);
 	w.endMap();
 	w.string("services");
 	w.beginMap();

@@ -142,8 +142,9 @@ Result<Family> staticFamily(const MetricConfig &metric)
 		return fail("static metric has no value");
 	Family f = emptyFamily(metric);
 	common::Sample s;
+	// A static source has no captures: a label is its literal ($$ a '$').
 	for (const auto &[name, text] : metric.labels)
-		s.labels.push_back({name, text});
+		s.labels.push_back({name, CaptureTemplate::parse(text).literal()});
 	s.value = *v;
 	f.samples.push_back(std::move(s));
 	return f;

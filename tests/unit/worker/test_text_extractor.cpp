@@ -448,7 +448,7 @@ TEST(TextExtraction, StaticMetricsUseTheirValueAndLiteralLabels)
 	MetricConfig m;
 	m.name = "app_version_info";
 	m.type = common::MetricType::Info;
-	m.labels = {{"version", "1.2"}, {"raw", "$1"}};
+	m.labels = {{"version", "1.2"}, {"raw", "$$1"}};
 	auto f = worker::staticFamily(m);
 	CHECK(f.has_value());
 	DOUBLES_EQUAL(1, f->samples[0].value, 0);

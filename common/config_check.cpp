@@ -1,0 +1,518 @@
+// SPDX-License-Identifier: ISC
+// Checking drafts: what depends on more than one key at a time.
+#include "config_load.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "c_deleter.hpp"
+#include "json_path.hpp"
+#include "proto/frame.h"
+#include "structured_template.hpp"
+#include "xpath.hpp"
+
+namespace pme::common::load {
+
+// ---- validation ----
+
+std::optional<Captures> Loader::compileFilter(const GroupDraft &gd, const MetricDraft &md)
+{
+	// The worker compiles the same pattern with the same options.
+	uint32_t options = PCRE2_UTF | (gd.g.multiline ? PCRE2_MULTILINE : 0);
+	int code = 0;
+	PCRE2_SIZE offset = 0;
+	const auto &f = md.m.filter;
+	CPtr<pcre2_code> re(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(f.data()), f.size(),
+	    options, &code, &offset, nullptr));
+	if (!re) {
+		PCRE2_UCHAR buf[256];
+		if (pcre2_get_error_message(code, buf, sizeof(buf)) < 0)
+			buf[0] = 0;
+		error(md.filterNode, "invalid filter: " + std::string(reinterpret_cast<char *>(buf)) +
+		    " at offset " + std::to_string(offset) + " of the pattern");
+		return std::nullopt;
+	}
+	Captures caps;
+	uint32_t names = 0, entrySize = 0;
+	PCRE2_SPTR table = nullptr;
+	pcre2_pattern_info(re.get(), PCRE2_INFO_CAPTURECOUNT, &caps.count);
+	pcre2_pattern_info(re.get(), PCRE2_INFO_NAMECOUNT, &names);
+	pcre2_pattern_info(re.get(), PCRE2_INFO_NAMEENTRYSIZE, &entrySize);
+	pcre2_pattern_info(re.get(), PCRE2_INFO_NAMETABLE, &table);
+	for (uint32_t i = 0; i < names; i++) {
+		// Each entry: the group number in two bytes, then the name.
+		caps.names.insert(reinterpret_cast<const char *>(table + i * entrySize + 2));
+	}
+	return caps;
+}
+
+void Loader::checkTemplate(Node n, const std::string &what, const std::string &t,
+    const Captures *caps)
+{
+	const std::string literal = " (write $$ for a literal $)";
+	for (size_t i = 0; i < t.size(); i++) {
+		if (t[i] != '$')
+			continue;
+		if (i + 1 == t.size()) {
+			error(n, what + " ends with a lone '$'" + literal);
+			return;
+		}
+		char c = t[i + 1];
+		if (c == '$') {
+			i++;
+			continue;
+		}
+		std::string ref, name;
+		if (isDigit(c)) {
+			size_t j = i + 1;
+			while (j < t.size() && isDigit(t[j]))
+				j++;
+			name = t.substr(i + 1, j - i - 1);
+			ref = "$" + name;
+			i = j - 1;
+		} else if (c == '{') {
+			size_t close = t.find('}', i + 2);
+			if (close == std::string::npos) {
+				error(n, what + " has a '${' without its '}'" + literal);
+				return;
+			}
+			name = t.substr(i + 2, close - i - 2);
+			ref = "${" + name + "}";
+			i = close;
+			if (name.empty()) {
+				error(n, what + " has an empty '${}'" + literal);
+				return;
+			}
+		} else {
+			error(n, what + " has a '$' that is not followed by a capture number, "
+			    "{name} or '$'" + literal);
+			return;
+		}
+		if (!caps) {
+			error(n, what + " refers to capture " + ref +
+			    ", but a static source has no captures" + literal);
+			return;
+		}
+		bool found;
+		if (allOf(name, 0, isDigit))
+			found = name.size() <= 5 && std::stoul(name) <= caps->count;
+		else
+			found = caps->names.count(name) > 0;
+		if (!found && n->use && std::count(n->unresolved.begin(), n->unresolved.end(), name)) {
+			error(n, what + " refers to " + ref + ", which is neither a capture of the "
+			    "filter nor a var given to the template");
+			return;
+		}
+		if (!found) {
+			error(n, what + " refers to capture " + ref +
+			    ", which the filter does not define");
+			return;
+		}
+	}
+}
+
+void Loader::validateSource(GroupDraft &gd, const std::string &ctx)
+{
+	auto &g = gd.g;
+	if (g.sourceType != SourceType::Command) {
+		if (gd.commandNode)
+			error(gd.commandNode, "'command' is only for source_type command");
+		if (gd.shellNode)
+			error(gd.shellNode, "'shell' is only for source_type command");
+	}
+	switch (g.sourceType) {
+	case SourceType::Command: {
+		Node src = gd.commandNode ? gd.commandNode : gd.sourceNode;
+		const std::string key = gd.commandNode ? "command" : "source";
+		if (gd.commandNode && gd.sourceNode)
+			error(gd.commandNode, "give the command either as 'source' or as 'command', "
+			    "not both");
+		if (!src) {
+			if (!gd.misspelt.count("source") && !gd.misspelt.count("command"))
+				error(gd.keyNode, ctx + " needs a 'source': the command to run");
+			return;
+		}
+		if (src->isSequence()) {
+			if (g.shell) {
+				error(src, "'shell: true' runs one string with /bin/sh -c: write '" +
+				    key + "' as a string, not a list");
+				return;
+			}
+			for (Node item : src->items)
+				if (auto s = getString(item, key))
+					g.argv.push_back(*s);
+			g.source = join(g.argv);
+		} else if (src->isScalar() && !isNull(src)) {
+			auto str = getString(src, key);
+			if (!str)
+				return;
+			const std::string &s = *str;
+			if (g.shell) {
+				g.source = s;
+				if (splitWords(s).empty())
+					error(src, "the shell command is empty");
+				return;
+			}
+			g.argv = splitWords(s);
+			g.source = join(g.argv);
+		} else {
+			error(src, "expected a command (a string or a list of arguments) for '" + key +
+			    "', got " + describe(src));
+			return;
+		}
+		if (g.argv.empty())
+			error(src, "the command is empty: give at least the program to run");
+		else if (g.argv[0].empty())
+			error(src, "the program to run (the command's first word) is empty");
+		break;
+	}
+	case SourceType::File:
+		if (!gd.sourceNode) {
+			if (!gd.misspelt.count("source"))
+				error(gd.keyNode, ctx + " needs a 'source': the path of the file to "
+				    "read");
+		} else if (auto s = getNonEmpty(gd.sourceNode, "source")) {
+			g.source = *s;
+			if ((*s)[0] != '/')
+				error(gd.sourceNode, "the file '" + *s + "' must be given as an "
+				    "absolute path");
+		}
+		break;
+	case SourceType::Static:
+		if (gd.sourceNode)
+			error(gd.sourceNode, "a static source reads nothing: remove 'source' and "
+			    "give each metric a 'value'");
+		break;
+	case SourceType::Http:
+		break; // reported where source_type was read
+	}
+}
+
+void Loader::validateMetric(ServiceDraft &sd, GroupDraft &gd, MetricDraft &md,
+    std::map<std::string, Location> &seen)
+{
+	auto &m = md.m;
+	auto &s = sd.s;
+	Node nameAt = md.nameNode ? md.nameNode : md.keyNode;
+	std::string what = (gd.g.standalone ? "standalone metric '" : "metric '") + m.key + "'";
+	if (md.broken)
+		return;
+
+	m.name = s.metricPrefix + m.baseName;
+	if (m.baseName.empty()) {
+		error(nameAt, "the name of " + what + " must not be empty");
+	} else if (!validMetricName(m.name)) {
+		if (sd.prefixOk)
+			error(nameAt, "invalid metric name '" + m.name + "': use letters, digits, "
+			    "'_' and ':', not starting with a digit");
+	} else if (m.name.compare(0, 4, "pme_") == 0) {
+		error(nameAt, "metric name '" + m.name + "': names starting with 'pme_' are "
+		    "reserved for pme's own metrics");
+	} else {
+		auto [it, fresh] = seen.emplace(m.name, at(nameAt));
+		if (!fresh) {
+			error(nameAt, "metric '" + m.name + "' is already defined in service '" +
+			    s.key + "' at " + position(it->second) + "; a name may be used once "
+			    "per service");
+		} else if (!md.typeBad) {
+			auto [use, first] = names_.emplace(m.name,
+			    NameUse{m.type, s.key, at(nameAt)});
+			if (!first && use->second.type != m.type)
+				error(nameAt, "metric '" + m.name + "' is a " + toString(m.type) +
+				    " here but a " + toString(use->second.type) + " in service '" +
+				    use->second.service + "' at " + use->second.where.str() +
+				    "; a metric name has one type across all services");
+		}
+	}
+	if (!md.descriptionGiven)
+		m.description = m.name;
+	if (md.multilineNode)
+		error(md.multilineNode, "'multiline' is a setting of the whole group: set it on "
+		    "group '" + gd.g.key + "' instead of on " + what);
+	for (size_t i = 0; i < m.labels.size(); i++) {
+		for (const auto &[name, value] : s.labels) {
+			if (name == m.labels[i].first)
+				error(md.labelKeyNodes[i], "label '" + name + "' of " + what +
+				    " is already a constant label of service '" + s.key +
+				    "'; rename one of them");
+		}
+	}
+	for (const auto &[name, value] : gd.g.labels)
+		for (size_t i = 0; i < m.labels.size(); i++)
+			if (m.labels[i].first == name)
+				error(md.labelKeyNodes[i], "label '" + name + "' of " + what + " is "
+				    "already a label of its group '" + gd.g.key + "'; rename one of them");
+	if (m.type == MetricType::Info && !m.staticValue && !m.valueTemplate)
+		m.staticValue = 1;
+
+	std::optional<Captures> caps; // none for a static source
+	if (gd.sourceTypeBad) {
+		// Whatever the source was meant to be, a filter given is checked.
+		if (m.filter.empty() || gd.contentBad)
+			return;
+		caps = compileFilter(gd, md);
+		if (!caps)
+			return;
+	} else if (gd.g.sourceType == SourceType::Static) {
+		if (!m.staticValue) {
+			if (md.valueNode && m.valueTemplate)
+				error(md.valueNode, "a static source needs a number as 'value', not "
+				    "a string (write it without quotes)");
+			else if (!md.valueNode && !misspelt(gd, md, "value"))
+				error(md.keyNode, what + " of a static source needs a numeric 'value'");
+		}
+		if (md.filterNode)
+			error(md.filterNode, "a static source has no data to filter: remove "
+			    "'filter'");
+	} else {
+		if (gd.contentBad)
+			return;
+		ContentType ct = gd.g.contentType;
+		if (m.filter.empty()) {
+			if (!md.filterNode && !misspelt(gd, md, "filter"))
+				error(md.keyNode, what + " needs a 'filter': " + (ct == ContentType::Json ?
+				    "the JSONPath query that selects its value" : ct == ContentType::Xml ?
+				    "the XPath expression that selects its value" :
+				    "the regular expression that finds its value"));
+			return;
+		}
+		if (ct != ContentType::Text) {
+			checkStructured(gd, md, what);
+			return;
+		}
+		if (md.valueRegexNode)
+			error(md.valueRegexNode, "'value_regex' is for json and xml content; with "
+			    "text content the filter's capture is the value");
+		caps = compileFilter(gd, md);
+		if (!caps)
+			return; // its templates cannot be checked
+	}
+	const Captures *c = caps ? &*caps : nullptr;
+	for (size_t i = 0; i < m.labels.size(); i++)
+		checkTemplate(md.labelValueNodes[i], "label '" + m.labels[i].first + "'",
+		    m.labels[i].second, c);
+	if (m.valueTemplate)
+		checkTemplate(md.valueNode, "value", *m.valueTemplate, c);
+}
+
+// A metric of a json or xml group: its filter, templates and value_regex,
+// each error pointing into the string at fault.
+void Loader::checkStructured(const GroupDraft &gd, MetricDraft &md, const std::string &what)
+{
+	auto &m = md.m;
+	bool xml = gd.g.contentType == ContentType::Xml;
+	bool nodes = true; // the filter selects nodes that templates can refer to
+	if (xml) {
+		if (auto ok = checkXPath(m.filter, gd.g.namespaces); !ok)
+			errorAt(md.filterNode, ok.error().message, "invalid XPath filter: ");
+		else if (auto c = compileXPath(m.filter, gd.g.namespaces))
+			nodes = c->resultType == XPATH_NODESET;
+	} else if (auto q = JsonPath::compile(m.filter); !q) {
+		errorAt(md.filterNode, q.error().message, "invalid JSONPath filter: ");
+	}
+	// In xml, a reference names its namespace prefixes, and refers to a
+	// selected node only when the filter selects nodes.
+	auto checkRefs = [&](const StructuredTemplate &t, Node n, const std::string &which) {
+		if (!xml)
+			return;
+		for (const auto &part : t.parts()) {
+			if (!part.ref)
+				continue;
+			if (!nodes && !part.ref->fromRoot) {
+				error(n, which + " of " + what + " refers to " + part.ref->text +
+				    ", but the filter computes a value rather than selecting nodes; "
+				    "only ${$...} references are possible");
+				return;
+			}
+			for (const auto &step : part.ref->path) {
+				const auto *name = std::get_if<std::string>(&step);
+				size_t colon = name ? name->find(':') : std::string::npos;
+				if (colon == std::string::npos)
+					continue;
+				std::string prefix = name->substr(0, colon);
+				bool declared = prefix == "xml";
+				for (const auto &[p, uri] : gd.g.namespaces)
+					declared = declared || p == prefix;
+				if (!declared) {
+					error(n, which + " of " + what + ": namespace prefix '" + prefix +
+					    "' in " + part.ref->text + " is not declared under 'namespaces'");
+					return;
+				}
+			}
+		}
+	};
+	for (size_t i = 0; i < m.labels.size(); i++) {
+		auto t = StructuredTemplate::parse(m.labels[i].second, xml);
+		if (!t)
+			errorAt(md.labelValueNodes[i], t.error().message, "label '" +
+			    m.labels[i].first + "' of " + what + ": ");
+		else
+			checkRefs(*t, md.labelValueNodes[i], "label '" + m.labels[i].first + "'");
+	}
+	if (m.valueTemplate && m.type == MetricType::Info) {
+		error(md.valueNode, "an info metric is always 1: remove 'value' from " + what);
+	} else if (m.valueTemplate) {
+		auto t = StructuredTemplate::parse(*m.valueTemplate, xml);
+		if (t)
+			checkRefs(*t, md.valueNode, "'value'");
+		if (!t)
+			errorAt(md.valueNode, t.error().message, "'value' of " + what + ": ");
+		else if (!t->single())
+			error(md.valueNode, "'value' of " + what + " must be one reference to a node, "
+			    "such as \"${.count}\" or \"${^.total}\", without other text");
+	} else if (m.staticValue && md.valueNode && m.type != MetricType::Info) {
+		error(md.valueNode, "'value' of " + what + " is read from the " +
+		    (xml ? "XML" : "JSON") + ": give a reference such as \"${.count}\", "
+		    "not a number");
+	}
+	if (!m.valueRegex.empty()) {
+		if (auto bad = regexError(m.valueRegex, 0); !bad.empty())
+			errorAt(md.valueRegexNode, bad, "invalid value_regex: ");
+	}
+}
+
+void Loader::validateGroup(ServiceDraft &sd, GroupDraft &gd)
+{
+	auto &g = gd.g;
+	const auto &s = sd.s;
+	Millis global = config_.exporter.interval;
+	std::string ctx = groupContext(gd, sd);
+	if (gd.broken) {
+		gd.sourceTypeBad = true;
+		return;
+	}
+
+	if (g.interval && *g.interval < s.effectiveInterval) {
+		std::string why = std::string(gd.intervalKey) + " " + formatDuration(*g.interval) +
+		    " of " + (g.standalone ? "standalone metric '" : "group '") + g.key +
+		    "' is shorter than its service's interval " +
+		    formatDuration(s.effectiveInterval);
+		if (s.interval && *s.interval != s.effectiveInterval)
+			why += " (" + formatDuration(*s.interval) + " rounded up to a multiple of " +
+			    "the global interval " + formatDuration(global) + ")";
+		error(gd.intervalNode, why + "; use at least " + formatDuration(s.effectiveInterval));
+	}
+	g.effectiveInterval = roundInterval(g.interval.value_or(s.effectiveInterval), global);
+
+	if (!gd.sourceType && !gd.sourceTypeBad) {
+		bool filters = false;
+		for (const auto &md : gd.metrics)
+			filters = filters || md.filterNode;
+		if (gd.commandNode) {
+			g.sourceType = SourceType::Command;
+		} else if (!gd.sourceNode && !filters) {
+			g.sourceType = SourceType::Static;
+		} else {
+			if (!gd.misspelt.count("source_type"))
+				error(gd.keyNode, ctx + " needs a 'source_type': command, file, http "
+				    "or static");
+			gd.sourceTypeBad = true;
+		}
+	}
+	if (!gd.sourceTypeBad)
+		validateSource(gd, ctx);
+	validateContent(sd, gd, ctx);
+}
+
+// What depends on content_type: group labels, xml namespaces, the import
+// settings of a prometheus group.
+void Loader::validateContent(ServiceDraft &sd, GroupDraft &gd, const std::string &ctx)
+{
+	auto &g = gd.g;
+	const auto &s = sd.s;
+	bool prometheus = g.contentType == ContentType::Prometheus && !gd.contentBad;
+	for (size_t i = 0; i < g.labels.size(); i++)
+		for (const auto &[name, value] : s.labels)
+			if (name == g.labels[i].first)
+				error(gd.labelKeyNodes[i], "label '" + name + "' of " + ctx +
+				    " is already a constant label of service '" + s.key +
+				    "'; rename one of them");
+	if (!gd.sourceTypeBad && g.sourceType == SourceType::Static && gd.contentNode &&
+	    g.contentType != ContentType::Text)
+		error(gd.contentNode, "a static source has no content to parse: remove "
+		    "'content_type'");
+	if (gd.namespacesNode) {
+		if (g.contentType != ContentType::Xml) {
+			if (!gd.contentBad)
+				error(gd.namespacesNode, "'namespaces' is only for content_type xml");
+		} else if (auto ok = checkNamespaces(g.namespaces); !ok) {
+			error(gd.namespacesNode, ok.error().message);
+		}
+	}
+	for (const auto &[key, node] : gd.importNodes)
+		if (!prometheus && !gd.contentBad)
+			error(node, "'" + key + "' is only for content_type prometheus, where it "
+			    "selects the imported families");
+	if (!prometheus)
+		return;
+	if (g.standalone) {
+		error(gd.contentNode, "content_type prometheus imports a whole exposition: make '" +
+		    g.key + "' a group under metric_groups");
+		gd.contentBad = true;
+		return;
+	}
+	if (!gd.sourceTypeBad && g.sourceType == SourceType::Static)
+		return;
+	for (size_t i = 0; i < g.labels.size(); i++)
+		if (g.labels[i].first == "le" || g.labels[i].first == "quantile")
+			error(gd.labelKeyNodes[i], "label '" + g.labels[i].first + "' of " + ctx +
+			    " would replace the buckets' or quantiles' own labels of imported "
+			    "histograms and summaries; choose another name");
+	Node prefixNode = gd.keyNode;
+	for (const auto &[key, node] : gd.importNodes)
+		if (key == "prefix")
+			prefixNode = node;
+	std::string full = s.metricPrefix + g.import.prefix;
+	if (!g.import.prefix.empty() && !validMetricName(full)) {
+		if (sd.prefixOk)
+			error(prefixNode, "invalid prefix '" + g.import.prefix + "': imported names "
+			    "would start with '" + full + "'; use letters, digits, '_' and ':', not "
+			    "starting with a digit");
+	} else if (full.compare(0, 4, "pme_") == 0) {
+		error(prefixNode, "prefix '" + full + "': names starting with 'pme_' are reserved "
+		    "for pme's own metrics");
+	}
+}
+
+void Loader::validateService(ServiceDraft &sd, std::map<std::string, Location> &serviceNames)
+{
+	auto &s = sd.s;
+	Node nameAt = sd.nameNode ? sd.nameNode : sd.keyNode;
+	if (s.name.empty()) {
+		if (sd.nameNode) // else the empty key was reported
+			error(nameAt, "the name of service '" + s.key + "' must not be empty");
+	} else if (!pme_proto_valid_utf8(s.name.data(), s.name.size())) {
+		error(nameAt, "the name of service '" + s.key + "' is not valid UTF-8");
+	} else {
+		auto [it, fresh] = serviceNames.emplace(s.name, at(nameAt));
+		if (!fresh)
+			error(nameAt, "service name '" + s.name + "' is already used at " +
+			    position(it->second) + "; service names must be unique");
+	}
+	if (!s.metricPrefix.empty() && !validMetricName(s.metricPrefix)) {
+		error(sd.prefixNode, "invalid metric_prefix '" + s.metricPrefix + "': use letters, "
+		    "digits, '_' and ':', not starting with a digit");
+		sd.prefixOk = false;
+	}
+
+	Millis global = config_.exporter.interval;
+	if (s.interval && *s.interval < global)
+		error(sd.intervalNode, "interval " + formatDuration(*s.interval) + " of service '" +
+		    s.key + "' is shorter than the global interval " + formatDuration(global) +
+		    "; use at least " + formatDuration(global));
+	s.effectiveInterval = roundInterval(s.interval.value_or(global), global);
+
+	std::map<std::string, Location> seen;
+	for (auto &gd : sd.groups) {
+		validateGroup(sd, gd);
+		for (auto &md : gd.metrics)
+			validateMetric(sd, gd, md, seen);
+		gd.g.metrics.clear();
+		for (auto &md : gd.metrics)
+			gd.g.metrics.push_back(std::move(md.m));
+		s.groups.push_back(std::move(gd.g));
+	}
+}
+
+
+} // namespace pme::common::load
