@@ -56,6 +56,20 @@ struct ImportConfig {
 	bool honorTimestamps = false; // keep the source's sample timestamps
 };
 
+// source_type http: what is asked of the server.
+struct HttpConfig {
+	std::string method = "GET";   // in capitals
+	std::string body;
+	Pairs headers;                // in order, names as written
+	std::string username;         // basic_auth, when not empty
+	std::string password;
+	std::string passwordFile;     // read at each request, as the service's user
+	std::string token;            // bearer
+	std::string tokenFile;
+	int maxRedirects = 5;
+	bool cache = false;           // http_cache: Cache-Control, ETag, Last-Modified
+};
+
 struct GroupConfig {
 	std::string key;              // group key (standalone: the metric key)
 	bool standalone = false;
@@ -75,6 +89,7 @@ struct GroupConfig {
 	Pairs labels;                 // constant labels on every series of the group
 	Pairs namespaces;             // xml: prefix -> namespace URI for XPath
 	ImportConfig import;          // content_type: prometheus
+	HttpConfig http;              // source_type: http
 	std::vector<MetricConfig> metrics; // empty for content_type: prometheus
 	Location where;
 

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "c_deleter.hpp"
+#include "http_url.hpp"
 #include "json_path.hpp"
 #include "proto/frame.h"
 #include "structured_template.hpp"
@@ -120,6 +121,9 @@ void Loader::validateSource(GroupDraft &gd, const std::string &ctx)
 		if (gd.shellNode)
 			error(gd.shellNode, "'shell' is only for source_type command");
 	}
+	if (g.sourceType != SourceType::Http)
+		for (const auto &[key, node] : gd.httpNodes)
+			error(node, "'" + key + "' is only for source_type http");
 	switch (g.sourceType) {
 	case SourceType::Command: {
 		Node src = gd.commandNode ? gd.commandNode : gd.sourceNode;
@@ -184,8 +188,70 @@ void Loader::validateSource(GroupDraft &gd, const std::string &ctx)
 			    "give each metric a 'value'");
 		break;
 	case SourceType::Http:
-		break; // reported where source_type was read
+		validateHttp(gd, ctx);
+		break;
 	}
+}
+
+void Loader::validateHttp(GroupDraft &gd, const std::string &ctx)
+{
+	auto &g = gd.g;
+	auto &h = g.http;
+	if (!gd.sourceNode) {
+		if (!gd.misspelt.count("source"))
+			error(gd.keyNode, ctx + " needs a 'source': the URL to read, as in "
+			    "http://127.0.0.1:8080/status or unix:/run/app.sock:/status");
+	} else if (auto url = getNonEmpty(gd.sourceNode, "source")) {
+		g.source = *url;
+		if (std::string why = checkHttpUrl(*url); !why.empty())
+			error(gd.sourceNode, why);
+	}
+	Node authHeader = nullptr;
+	for (size_t i = 0; i < h.headers.size(); i++) {
+		const auto &[name, value] = h.headers[i];
+		std::string l = lower(name);
+		if (!httpToken(name))
+			error(gd.headerKeyNodes[i], "invalid HTTP header name '" + name + "'");
+		else if (l == "content-length" || l == "transfer-encoding" || l == "connection")
+			error(gd.headerKeyNodes[i], "header " + name + " is set by pme and cannot be "
+			    "configured");
+		else if (hasLineBreak(value))
+			error(gd.headerValueNodes[i], "the value of header " + name + " has a line "
+			    "break");
+		if (l == "authorization")
+			authHeader = gd.headerKeyNodes[i];
+	}
+	Node basic = nullptr, bearer = nullptr;
+	for (const auto &[key, node] : gd.httpNodes) {
+		if (key == "basic_auth")
+			basic = node;
+		if (key == "bearer")
+			bearer = node;
+	}
+	if (basic) {
+		if (h.username.find(':') != std::string::npos)
+			error(basic, "a basic_auth username cannot contain ':'");
+		if (!h.password.empty() && !h.passwordFile.empty())
+			error(basic, "give basic_auth either 'password' or 'password_file', not both");
+		if (!h.passwordFile.empty() && h.passwordFile[0] != '/')
+			error(basic, "basic_auth password_file '" + h.passwordFile + "' must be an "
+			    "absolute path");
+	}
+	if (bearer) {
+		if (h.token.empty() == h.tokenFile.empty() && !gd.authBad)
+			error(bearer, "give bearer either 'token' or 'token_file'" +
+			    std::string(h.token.empty() ? "" : ", not both"));
+		if (!h.tokenFile.empty() && h.tokenFile[0] != '/')
+			error(bearer, "bearer token_file '" + h.tokenFile + "' must be an absolute "
+			    "path");
+		if (hasLineBreak(h.token))
+			error(bearer, "the bearer token has a line break");
+	}
+	if (basic && bearer)
+		error(bearer, "give either basic_auth or bearer, not both");
+	if (authHeader && (basic || bearer))
+		error(authHeader, "an Authorization header and " + std::string(basic ? "basic_auth" :
+		    "bearer") + " would both set Authorization; keep one");
 }
 
 void Loader::validateMetric(ServiceDraft &sd, GroupDraft &gd, MetricDraft &md,

@@ -23,6 +23,7 @@ extern const std::string notSupported;
 
 // ---- scalar forms (config_read.cpp) ----
 std::string lower(std::string s);
+std::string upper(std::string s);
 std::optional<bool> boolFromText(const std::string &s);
 bool allOf(const std::string &s, size_t from, bool (*pred)(char));
 bool isDigit(char c);
@@ -41,7 +42,7 @@ std::string checkListen(const std::string &addr);
 Result<std::string> readConfigText(const std::string &path);
 
 extern const std::vector<std::string> topKeys, exporterKeys, serviceKeys, runAsKeys,
-    sandboxKeys, groupKeys, metricKeys;
+    sandboxKeys, groupKeys, metricKeys, basicAuthKeys, bearerKeys;
 std::vector<std::string> standaloneKeys();
 std::string listKeys(const std::vector<std::string> &keys);
 
@@ -89,6 +90,9 @@ struct GroupDraft {
 	std::vector<Node> labelKeyNodes;           // parallel to g.labels
 	std::vector<Node> namespaceKeyNodes;       // parallel to g.namespaces
 	std::vector<std::pair<std::string, Node>> importNodes; // prefix, include, ...
+	std::vector<std::pair<std::string, Node>> httpNodes;   // method, headers, ...
+	std::vector<Node> headerKeyNodes, headerValueNodes;   // parallel to g.http.headers
+	bool authBad = false;         // an unknown key in basic_auth or bearer
 	std::vector<Node> includeNodes, excludeNodes; // parallel to g.import lists
 	std::vector<MetricDraft> metrics;
 	std::set<std::string> misspelt;
@@ -425,6 +429,8 @@ private:
 	void validateService(ServiceDraft &sd, std::map<std::string, Location> &serviceNames);
 	void validateGroup(ServiceDraft &sd, GroupDraft &gd);
 	void validateSource(GroupDraft &gd, const std::string &ctx);
+	void validateHttp(GroupDraft &gd, const std::string &ctx);
+	bool httpKey(GroupDraft &gd, const std::string &key, Node v);
 	void validateMetric(ServiceDraft &sd, GroupDraft &gd, MetricDraft &md,
 	    std::map<std::string, Location> &seen);
 	std::optional<Captures> compileFilter(const GroupDraft &gd, const MetricDraft &md);

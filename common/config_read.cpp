@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "c_deleter.hpp"
+#include "http_url.hpp"
 #include "proto/frame.h"
 
 namespace pme::common::load {
@@ -15,6 +16,14 @@ namespace pme::common::load {
 const std::string notSupported = "is not supported by this version of pme";
 
 // ---- scalar forms ----
+
+std::string upper(std::string s)
+{
+	for (auto &c : s)
+		if (c >= 'a' && c <= 'z')
+			c = static_cast<char>(c - 'a' + 'A');
+	return s;
+}
 
 std::string lower(std::string s)
 {
@@ -215,7 +224,10 @@ const std::vector<std::string> sandboxKeys = {"seccomp", "landlock"};
 const std::vector<std::string> groupKeys = {"source_type", "source", "command", "shell",
     "content_type", "interval", "collection_frequency", "timeout", "cache_ttl", "stale_after",
     "max_output", "multiline", "env", "metrics", "description", "labels", "namespaces",
-    "prefix", "include", "exclude", "honor_timestamps"};
+    "prefix", "include", "exclude", "honor_timestamps", "method", "body", "headers",
+    "basic_auth", "bearer", "max_redirects", "http_cache"};
+const std::vector<std::string> basicAuthKeys = {"username", "password", "password_file"};
+const std::vector<std::string> bearerKeys = {"token", "token_file"};
 const std::vector<std::string> metricKeys = {"name", "type", "description", "filter", "value",
     "value_on_error", "scale", "labels", "values", "multiline", "value_regex"};
 
@@ -487,6 +499,77 @@ bool Loader::metricKey(MetricDraft &md, const std::string &key, Node, Node v)
 	return true;
 }
 
+// The keys of an http source's request.
+bool Loader::httpKey(GroupDraft &gd, const std::string &key, Node v)
+{
+	auto &h = gd.g.http;
+	if (key == "method") {
+		if (auto s = getNonEmpty(v, key)) {
+			if (!httpToken(*s))
+				error(v, "invalid HTTP method '" + *s + "': use a method name such as "
+				    "GET or POST");
+			else
+				h.method = upper(*s);
+		}
+	} else if (key == "body") {
+		if (auto s = getString(v, key))
+			h.body = *s;
+	} else if (key == "headers") {
+		getPairs(v, key, h.headers, &gd.headerKeyNodes, &gd.headerValueNodes);
+	} else if (key == "basic_auth") {
+		if (!expectMapping(v, key))
+			return true;
+		Node user = nullptr;
+		eachPair(v, [&](const std::string &k, Node kn, Node val) {
+			if (k == "username") {
+				user = val;
+				if (auto s = getNonEmpty(val, "basic_auth.username"))
+					h.username = *s;
+			} else if (k == "password") {
+				if (auto s = getString(val, "basic_auth.password"))
+					h.password = *s;
+			} else if (k == "password_file") {
+				if (auto s = getNonEmpty(val, "basic_auth.password_file"))
+					h.passwordFile = *s;
+			} else {
+				unknownKey(kn, k, "basic_auth", basicAuthKeys);
+				gd.authBad = true;
+			}
+		});
+		if (!user && !gd.authBad)
+			error(v, "basic_auth needs a 'username'");
+	} else if (key == "bearer") {
+		if (!expectMapping(v, key))
+			return true;
+		eachPair(v, [&](const std::string &k, Node kn, Node val) {
+			if (k == "token") {
+				if (auto s = getNonEmpty(val, "bearer.token"))
+					h.token = *s;
+			} else if (k == "token_file") {
+				if (auto s = getNonEmpty(val, "bearer.token_file"))
+					h.tokenFile = *s;
+			} else {
+				unknownKey(kn, k, "bearer", bearerKeys);
+				gd.authBad = true;
+			}
+		});
+	} else if (key == "max_redirects") {
+		if (auto n = getNumber(v, key)) {
+			if (*n < 0 || *n > 20 || *n != std::floor(*n))
+				error(v, "'max_redirects' must be a whole number from 0 to 20, got " +
+				    describe(v));
+			else
+				h.maxRedirects = static_cast<int>(*n);
+		}
+	} else if (key == "http_cache") {
+		if (auto b = getBool(v, key))
+			h.cache = *b;
+	} else {
+		return false;
+	}
+	return true;
+}
+
 bool Loader::groupKey(GroupDraft &gd, const std::string &key, Node k, Node v)
 {
 	auto &g = gd.g;
@@ -497,8 +580,8 @@ bool Loader::groupKey(GroupDraft &gd, const std::string &key, Node k, Node v)
 			{"file", SourceType::File}, {"static", SourceType::Static},
 		};
 		if (auto t = keyword(v, key, "source_type", types, {SourceType::Command,
-		    SourceType::File, SourceType::Static}, "command, file or static",
-		    &gd.sourceTypeBad)) {
+		    SourceType::Http, SourceType::File, SourceType::Static},
+		    "command, http, file or static", &gd.sourceTypeBad)) {
 			gd.sourceType = *t;
 			g.sourceType = *t;
 		}
@@ -561,6 +644,8 @@ bool Loader::groupKey(GroupDraft &gd, const std::string &key, Node k, Node v)
 		gd.importNodes.emplace_back(key, v);
 		getPatterns(v, key, key == "include" ? g.import.include : g.import.exclude,
 		    key == "include" ? gd.includeNodes : gd.excludeNodes);
+	} else if (httpKey(gd, key, v)) {
+		gd.httpNodes.emplace_back(key, v);
 	} else if (key == "honor_timestamps") {
 		gd.importNodes.emplace_back(key, v);
 		if (auto b = getBool(v, key))

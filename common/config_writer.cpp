@@ -258,6 +258,40 @@ void writeMetricKeys(Writer &w, const MetricConfig &m)
 	}
 }
 
+void writeHttpKeys(Writer &w, const HttpConfig &h)
+{
+	w.string("method");
+	w.text(h.method);
+	if (!h.body.empty()) {
+		w.string("body");
+		w.text(h.body);
+	}
+	if (!h.headers.empty()) {
+		w.string("headers");
+		w.pairs(h.headers);
+	}
+	if (!h.username.empty()) {
+		w.string("basic_auth");
+		w.beginMap();
+		w.string("username");
+		w.text(h.username);
+		w.string(h.passwordFile.empty() ? "password" : "password_file");
+		w.text(h.passwordFile.empty() ? h.password : h.passwordFile);
+		w.endMap();
+	}
+	if (!h.token.empty() || !h.tokenFile.empty()) {
+		w.string("bearer");
+		w.beginMap();
+		w.string(h.tokenFile.empty() ? "token" : "token_file");
+		w.text(h.tokenFile.empty() ? h.token : h.tokenFile);
+		w.endMap();
+	}
+	w.string("max_redirects");
+	w.plain(std::to_string(h.maxRedirects));
+	w.string("http_cache");
+	w.boolean(h.cache);
+}
+
 void writeGroupKeys(Writer &w, const GroupConfig &g)
 {
 	w.string("source_type");
@@ -334,6 +368,8 @@ void writeGroupKeys(Writer &w, const GroupConfig &g)
 		w.string("honor_timestamps");
 		w.boolean(i.honorTimestamps);
 	}
+	if (g.sourceType == SourceType::Http)
+		writeHttpKeys(w, g.http);
 }
 
 void writeService(Writer &w, const ServiceConfig &s)

@@ -279,13 +279,15 @@ Result<void> encodeGroupResult(const GroupResult &result, const FrameSink &sink,
 			return r;
 	}
 
-	// ok, duration, skipped, exit status, error length: 1 + 8 + 4 + 4 + 4 bytes.
-	constexpr size_t endFixed = 21;
+	// ok, duration, skipped, exit status, error length, HTTP status,
+	// response time: 1 + 8 + 4 + 4 + 4 + 4 + 8 bytes.
+	constexpr size_t endFixed = 33;
 	if (maxPayload < endFixed)
 		return fail("maximum payload too small for GROUP_END");
 	std::string_view error = cutUtf8(result.error, maxPayload - endFixed);
 	pme_proto_encode_group_end(frames.w(), result.ok, result.duration, result.skipped,
-	    result.exitStatus, error.data(), error.size());
+	    result.exitStatus, error.data(), error.size(), result.httpStatus,
+	    result.responseSeconds);
 	return frames.send();
 }
 
@@ -338,6 +340,8 @@ Result<std::optional<GroupResult>> GroupResultAssembler::feed(const pme_proto_fr
 		done.duration = m.duration;
 		done.skipped = m.skipped;
 		done.exitStatus = m.exit_status;
+		done.httpStatus = m.http_status;
+		done.responseSeconds = m.response_seconds;
 		done.error = cutUtf8(std::string_view(m.error.ptr, m.error.len),
 		    limits_.maxErrorText);
 		reset();

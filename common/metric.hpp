@@ -45,6 +45,8 @@ struct GroupResult {
 	uint32_t skipped = 0;
 	int32_t exitStatus = -1;
 	std::string error;
+	int32_t httpStatus = 0;       // http sources: the last response's status, 0 none
+	double responseSeconds = -1;  // and how long it took, -1 none (or reused)
 };
 
 } // namespace pme::common

@@ -52,6 +52,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <ctime>
 #include <array>
 #include <deque>
 #include <limits>
@@ -96,6 +97,7 @@ const char *const reservedNames[] = {
 	"pme_source_up", "pme_source_duration_seconds", "pme_source_errors_total",
 	"pme_source_last_success_timestamp_seconds", "pme_source_skipped_total",
 	"pme_source_exit_status", "pme_worker_restarts_total", "pme_worker_up",
+	"pme_source_age_seconds", "pme_http_status_code", "pme_http_response_seconds",
 	"pme_frames_received_total", "pme_protocol_errors_total", "pme_scrapes_total",
 	"pme_source_families_rejected_total",
 	"pme_series_dropped_total", "pme_build_info", "process_cpu_seconds_total",
@@ -154,6 +156,8 @@ struct GroupState {
 	uint64_t errors = 0;
 	uint64_t skipped = 0;
 	int32_t exitStatus = -1;
+	int32_t httpStatus = 0;       // 0: no HTTP response yet
+	double responseSeconds = -1;
 	std::string lastError;
 };
 
@@ -766,6 +770,14 @@ void MetricStore::Impl::renderStatus()
 	perGroup("pme_source_exit_status", "Exit status of the group's last command.",
 	    MetricType::Gauge, [](const GroupState &g) { return static_cast<double>(g.exitStatus); },
 	    [](const GroupState &g) { return g.exitStatus >= 0; });
+	perGroup("pme_http_status_code", "Status code of the last response of the group's "
+	    "http source.", MetricType::Gauge,
+	    [](const GroupState &g) { return static_cast<double>(g.httpStatus); },
+	    [](const GroupState &g) { return g.httpStatus > 0; });
+	perGroup("pme_http_response_seconds", "Time the last request of the group's http "
+	    "source took, redirects included.", MetricType::Gauge,
+	    [](const GroupState &g) { return g.responseSeconds; },
+	    [](const GroupState &g) { return g.responseSeconds >= 0; });
 
 	auto perService = [&](const char *name, const char *help, MetricType type, auto value) {
 		if (services.empty())
@@ -796,6 +808,24 @@ void MetricStore::Impl::appendVolatile(std::string &o)
 	appendSample(o, "pme_series_dropped_total", {}, static_cast<double>(seriesDropped));
 	appendHeader(o, "pme_build_info", "pme build information.", MetricType::Gauge);
 	appendSample(o, "pme_build_info", {{"version", PME_VERSION}}, 1);
+
+	// How old each group's data is, at the time of the scrape: what
+	// stale_after is measured against.
+	timespec ts{};
+	::clock_gettime(CLOCK_REALTIME, &ts);
+	double now = static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+	bool header = false;
+	for (const auto &svc : services)
+		for (const auto &g : svc.groups) {
+			if (g.lastSuccess <= 0)
+				continue;
+			if (!header)
+				appendHeader(o, "pme_source_age_seconds", "Seconds since the last "
+				    "successful collection of the group.", MetricType::Gauge);
+			header = true;
+			appendSample(o, "pme_source_age_seconds", {{"service", svc.name},
+			    {"group", g.key}}, std::max(0.0, now - g.lastSuccess));
+		}
 
 	ProcessStats ps = readProcessStats(btime);
 	if (!ps.ok)
@@ -906,6 +936,10 @@ common::Result<void> MetricStore::apply(const std::string &service,
 	g.skipped += result.skipped;
 	if (result.exitStatus >= 0)
 		g.exitStatus = result.exitStatus;
+	if (result.httpStatus > 0)
+		g.httpStatus = result.httpStatus;
+	if (std::isfinite(result.responseSeconds) && result.responseSeconds >= 0)
+		g.responseSeconds = result.responseSeconds;
 	impl_->touch(true);
 	return {};
 }

@@ -43,7 +43,8 @@ pme_proto_encode_group_begin(struct pme_proto_writer *w, const char *group,
 
 void
 pme_proto_encode_group_end(struct pme_proto_writer *w, int ok, double duration,
-    uint32_t skipped, int32_t exit_status, const char *error, size_t error_len)
+    uint32_t skipped, int32_t exit_status, const char *error, size_t error_len,
+    int32_t http_status, double response_seconds)
 {
 	pme_proto_writer_begin(w, PME_MSG_GROUP_END);
 	pme_proto_put_u8(w, ok ? 1 : 0);
@@ -51,6 +52,8 @@ pme_proto_encode_group_end(struct pme_proto_writer *w, int ok, double duration,
 	pme_proto_put_u32(w, skipped);
 	pme_proto_put_i32(w, exit_status);
 	pme_proto_put_str(w, error, error_len);
+	pme_proto_put_i32(w, http_status);
+	pme_proto_put_f64(w, response_seconds);
 }
 
 void
@@ -294,6 +297,13 @@ pme_proto_decode_group_end(const struct pme_proto_frame *f, struct pme_proto_gro
 	if (pme_proto_get_i32(&r, &m->exit_status) == 0 && m->exit_status < -1)
 		fail(&r, PME_PROTO_EVALUE);
 	pme_proto_get_str(&r, &m->error);
+	if (pme_proto_get_i32(&r, &m->http_status) == 0 &&
+	    m->http_status != 0 && (m->http_status < 100 || m->http_status > 999))
+		fail(&r, PME_PROTO_EVALUE);
+	if (pme_proto_get_f64(&r, &m->response_seconds) == 0 &&
+	    m->response_seconds != -1 && (!isfinite(m->response_seconds) ||
+	    m->response_seconds < 0))
+		fail(&r, PME_PROTO_EVALUE);
 	return pme_proto_reader_end(&r);
 }
 

@@ -104,6 +104,8 @@ struct pme_proto_group_end {
 	uint32_t skipped;
 	int32_t exit_status;
 	struct pme_proto_str error;
+	int32_t http_status;      /* 0: no HTTP response */
+	double response_seconds;  /* -1: no HTTP response */
 };
 
 struct pme_proto_log {
@@ -197,7 +199,8 @@ void pme_proto_encode_hello(struct pme_proto_writer *w, uint32_t pid, uint32_t u
 void pme_proto_encode_group_begin(struct pme_proto_writer *w, const char *group,
     size_t group_len, uint64_t sequence);
 void pme_proto_encode_group_end(struct pme_proto_writer *w, int ok, double duration,
-    uint32_t skipped, int32_t exit_status, const char *error, size_t error_len);
+    uint32_t skipped, int32_t exit_status, const char *error, size_t error_len,
+    int32_t http_status, double response_seconds);
 void pme_proto_encode_log(struct pme_proto_writer *w, uint8_t priority,
     const char *msg, size_t len);
 void pme_proto_encode_empty(struct pme_proto_writer *w, uint8_t type);

@@ -15,6 +15,8 @@ struct SourceRead {
 	int32_t exitStatus = -1;   // command exit code, 128+N for signal N, -1 none
 	std::string error;         // why !ok, or the truncation note
 	bool cached = false;       // content reused from an earlier read
+	int httpStatus = 0;        // http: final status, 0 when no response
+	double responseSeconds = -1; // http: time to the complete response, -1 when none
 };
 
 // Called once per read, from the event loop.

@@ -43,12 +43,14 @@
 #include "command_source.hpp"
 #include "common/log.hpp"
 #include "file_source.hpp"
+#include "http_source.hpp"
 #include "json_extractor.hpp"
 #include "prom_import.hpp"
 #include "text_extractor.hpp"
 #include "xml_extractor.hpp"
 #include "common/utf8.hpp"
 #include "common/uv_handle.hpp"
+#include "pme_build.h"
 
 namespace pme::worker {
 
@@ -97,6 +99,7 @@ private:
 	UvHandle<uv_timer_t> timer_;
 	std::unique_ptr<CommandSource> command_;
 	std::unique_ptr<FileSource> file_;
+	std::unique_ptr<HttpSource> http_;
 	std::string setupError_;
 	// Per metric: its extractor, or why it has none (monostate).
 	using Extractor = std::variant<std::monostate, TextExtractor, JsonExtractor, XmlExtractor>;
@@ -140,9 +143,28 @@ Worker::Group::Group(Worker &worker, const GroupConfig &config)
 	case SourceType::File:
 		file_ = std::make_unique<FileSource>(worker.loop_, config.source, config.maxOutput);
 		break;
-	case SourceType::Http:
-		setupError_ = "source type http is not supported by this pme-worker";
+	case SourceType::Http: {
+		HttpRequest req;
+		req.url = config.source;
+		req.method = config.http.method;
+		req.body = config.http.body;
+		req.headers = config.http.headers;
+		req.username = config.http.username;
+		req.password = config.http.password;
+		req.passwordFile = config.http.passwordFile;
+		req.token = config.http.token;
+		req.tokenFile = config.http.tokenFile;
+		req.timeout = config.timeout;
+		req.maxBody = config.maxOutput;
+		req.maxRedirects = config.http.maxRedirects;
+		req.httpCache = config.http.cache;
+		req.userAgent = std::string("pme/") + PME_VERSION;
+		if (std::string why = checkHttpRequest(req); !why.empty())
+			setupError_ = "http: " + why;
+		else
+			http_ = std::make_unique<HttpSource>(worker.loop_, std::move(req));
 		break;
+	}
 	}
 	if (config.sourceType != SourceType::Static && setupError_.empty() &&
 	    config.contentType == ContentType::Prometheus) {
@@ -206,6 +228,8 @@ void Worker::Group::stop()
 		command_->cancel();
 	if (file_)
 		file_->cancel();
+	if (http_)
+		http_->cancel();
 	running_ = false;
 }
 
@@ -235,6 +259,7 @@ void Worker::Group::run()
 	    now - lastReadMs_ < static_cast<uint64_t>(config_.cacheTtl.count())) {
 		SourceRead again = *lastRead_;
 		again.cached = true;
+		again.responseSeconds = -1; // no request was made
 		finished(std::move(again));
 		return;
 	}
@@ -249,6 +274,8 @@ void Worker::Group::run()
 		command_->start(done);
 	else if (setupError_.empty() && file_)
 		file_->start(done);
+	else if (setupError_.empty() && http_)
+		http_->start(done);
 	else
 		finished(SourceRead());
 }
@@ -351,6 +378,8 @@ GroupResult Worker::Group::build(const SourceRead &read)
 	r.sequence = ++sequence_;
 	r.skipped = skipped_;
 	r.exitStatus = read.exitStatus;
+	r.httpStatus = read.httpStatus;
+	r.responseSeconds = read.responseSeconds;
 	r.duration = static_cast<double>(uv_hrtime() - startedNs_) / 1e9;
 
 	if (!setupError_.empty() || !read.ok) {

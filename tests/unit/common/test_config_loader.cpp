@@ -324,7 +324,7 @@ TEST(FullConfiguration, FileGroupWithValueMapping)
 TEST(FullConfiguration, StructuredContent)
 {
 	const ServiceConfig &s = c.services[2];
-	LONGS_EQUAL(3, s.groups.size());
+	LONGS_EQUAL(5, s.groups.size());
 	const GroupConfig &json = s.groups[0], &xml = s.groups[1], &prom = s.groups[2];
 	CHECK(json.contentType == ContentType::Json);
 	CHECK(json.labels == Pairs({{"cluster", "main"}}));
@@ -854,9 +854,6 @@ TEST(Errors, SourcesAndFilters)
 
 TEST(Errors, UnsupportedFeatures)
 {
-	expectError(withGroup("        source_type: http\n        source: http://x/\n"
-	    "        metrics: { m: { filter: x } }\n"), 5, 22,
-	    "source_type http is not supported by this version of pme");
 	for (const char *t : {"histogram", "summary", "stateset"})
 		expectError(std::string("services:\n  a:\n    standalone_metrics:\n"
 		    "      x: { value: 1, type: ") + t + " }\n", 4, 28, std::string("metric type ") +
@@ -1107,4 +1104,92 @@ TEST(Sandbox, Errors)
 	    "unknown key 'landlok' in sandbox of service 'a'; did you mean 'landlock'?");
 	expectError(service("    sandbx: { seccomp: false }\n"), 3, 5,
 	    "unknown key 'sandbx' in service 'a'; did you mean 'sandbox'?");
+}
+
+TEST_GROUP(HttpSources) {};
+
+TEST(HttpSources, EveryKeyOfTheRequestIsRead)
+{
+	Config c = load(withGroup(R"(        source_type: http
+        source: http://127.0.0.1:9200/_cluster/health
+        method: post
+        body: '{"level": "indices"}'
+        headers: { Content-Type: application/json, X-Trace: on }
+        basic_auth: { username: monitor, password_file: /etc/pme/es.secret }
+        max_redirects: 0
+        http_cache: yes
+        timeout: 2s
+        content_type: json
+        metrics: { status: { filter: '$.status', values: { green: 0 } } }
+)"));
+	const GroupConfig &g = c.services[0].groups[0];
+	CHECK(g.sourceType == SourceType::Http);
+	STRCMP_EQUAL("http://127.0.0.1:9200/_cluster/health", g.source.c_str());
+	STRCMP_EQUAL("POST", g.http.method.c_str());
+	STRCMP_EQUAL("{\"level\": \"indices\"}", g.http.body.c_str());
+	LONGS_EQUAL(2, g.http.headers.size());
+	STRCMP_EQUAL("Content-Type", g.http.headers[0].first.c_str());
+	STRCMP_EQUAL("monitor", g.http.username.c_str());
+	STRCMP_EQUAL("/etc/pme/es.secret", g.http.passwordFile.c_str());
+	LONGS_EQUAL(0, g.http.maxRedirects);
+	CHECK(g.http.cache);
+	LONGS_EQUAL(2000, g.timeout.count());
+}
+
+TEST(HttpSources, DefaultsAreAPlainGet)
+{
+	Config c = load(withGroup("        source_type: http\n"
+	    "        source: unix:/run/docker.sock:/containers/json\n"
+	    "        content_type: json\n        metrics: { n: { filter: '$[*].Created' } }\n"));
+	const HttpConfig &h = c.services[0].groups[0].http;
+	STRCMP_EQUAL("GET", h.method.c_str());
+	CHECK(h.headers.empty());
+	LONGS_EQUAL(5, h.maxRedirects);
+	CHECK_FALSE(h.cache);
+}
+
+TEST(HttpSources, BadRequestsAreRefusedWhereWritten)
+{
+	const std::string head = "        source_type: http\n";
+	const std::string tail = "        metrics: { m: { filter: '(\\d+)' } }\n";
+	expectError(withGroup(head + "        source: https://example.com/\n" + tail), 6, 17,
+	    "https:// is not supported yet: pme has no TLS");
+	expectError(withGroup(head + "        source: ftp://example.com/\n" + tail), 6, 17,
+	    "unsupported URL scheme");
+	expectError(withGroup(head + "        source: http://host:99999/\n" + tail), 6, 17,
+	    "invalid port '99999'");
+	expectError(withGroup(head + tail), 4, 7, "needs a 'source': the URL to read");
+	expectError(withGroup(head + "        source: http://h/\n        method: 'GE T'\n" +
+	    tail), 7, 17, "invalid HTTP method 'GE T'");
+	expectError(withGroup(head + "        source: http://h/\n"
+	    "        headers: { Content-Length: 5 }\n" + tail), 7, 20,
+	    "header Content-Length is set by pme");
+	expectError(withGroup(head + "        source: http://h/\n"
+	    "        headers: { 'X Bad': 1 }\n" + tail), 7, 20,
+	    "invalid HTTP header name 'X Bad'");
+	expectError(withGroup(head + "        source: http://h/\n"
+	    "        basic_auth: { username: u, password: p, password_file: /f }\n" + tail), 7,
+	    21, "either 'password' or 'password_file', not both");
+	expectError(withGroup(head + "        source: http://h/\n"
+	    "        basic_auth: { password: p }\n" + tail), 7, 21,
+	    "basic_auth needs a 'username'");
+	expectError(withGroup(head + "        source: http://h/\n"
+	    "        bearer: { token_file: relative/path }\n" + tail), 7, 17,
+	    "must be an absolute path");
+	expectError(withGroup(head + "        source: http://h/\n"
+	    "        bearer: { tokn: x }\n" + tail), 7, 19,
+	    "unknown key 'tokn' in bearer; did you mean 'token'?");
+	expectError(withGroup(head + "        source: http://h/\n"
+	    "        max_redirects: 50\n" + tail), 7, 24,
+	    "'max_redirects' must be a whole number from 0 to 20");
+	expectError(withGroup(head + "        source: http://h/\n"
+	    "        headers: { Authorization: x }\n        bearer: { token: t }\n" + tail),
+	    7, 20, "an Authorization header and bearer would both set Authorization");
+}
+
+TEST(HttpSources, RequestKeysAreOnlyForHttp)
+{
+	expectError(withGroup("        source_type: file\n        source: /f\n"
+	    "        method: POST\n        metrics: { m: { filter: x } }\n"), 7, 17,
+	    "'method' is only for source_type http");
 }

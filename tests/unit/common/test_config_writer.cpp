@@ -115,6 +115,17 @@ void checkGroup(const GroupConfig &want, const GroupConfig &got)
 	CHECK(want.import.include == got.import.include);
 	CHECK(want.import.exclude == got.import.exclude);
 	CHECK_EQUAL(want.import.honorTimestamps, got.import.honorTimestamps);
+	const HttpConfig &wh = want.http, &gh = got.http;
+	STRCMP_EQUAL(wh.method.c_str(), gh.method.c_str());
+	STRCMP_EQUAL(wh.body.c_str(), gh.body.c_str());
+	checkPairs(wh.headers, gh.headers);
+	STRCMP_EQUAL(wh.username.c_str(), gh.username.c_str());
+	STRCMP_EQUAL(wh.password.c_str(), gh.password.c_str());
+	STRCMP_EQUAL(wh.passwordFile.c_str(), gh.passwordFile.c_str());
+	STRCMP_EQUAL(wh.token.c_str(), gh.token.c_str());
+	STRCMP_EQUAL(wh.tokenFile.c_str(), gh.tokenFile.c_str());
+	LONGS_EQUAL(wh.maxRedirects, gh.maxRedirects);
+	CHECK_EQUAL(wh.cache, gh.cache);
 	LONGS_EQUAL(want.metrics.size(), got.metrics.size());
 	for (size_t i = 0; i < want.metrics.size() && i < got.metrics.size(); i++)
 		checkMetric(want.metrics[i], got.metrics[i]);

@@ -74,7 +74,7 @@ Bytes beginFrame(const char *group, uint64_t seq)
 Bytes endFrame(const std::string &error = "")
 {
 	FrameWriter w;
-	pme_proto_encode_group_end(w.get(), error.empty(), 0.5, 0, -1, error.data(), error.size());
+	pme_proto_encode_group_end(w.get(), error.empty(), 0.5, 0, -1, error.data(), error.size(), 0, -1);
 	return finish(w.get());
 }
 
@@ -112,6 +112,8 @@ GroupResult bigResult()
 	r.duration = 0.125;
 	r.skipped = 2;
 	r.exitStatus = 3;
+	r.httpStatus = 503;
+	r.responseSeconds = 0.25;
 	r.error = "curl exited with status 3";
 	return r;
 }
@@ -144,6 +146,8 @@ void checkSame(const GroupResult &a, const GroupResult &b)
 	CHECK(a.duration == b.duration);
 	LONGS_EQUAL(a.skipped, b.skipped);
 	LONGS_EQUAL(a.exitStatus, b.exitStatus);
+	LONGS_EQUAL(a.httpStatus, b.httpStatus);
+	DOUBLES_EQUAL(a.responseSeconds, b.responseSeconds, 0);
 	STRCMP_EQUAL(a.error.c_str(), b.error.c_str());
 }
 
@@ -384,7 +388,7 @@ TEST(GroupResultAssembler, BadRecordIsNamedByItsPosition)
 	STRCMP_EQUAL("GROUP_DATA record 2: family up repeated with another type", e.c_str());
 
 	// A bad GROUP_END.
-	pme_proto_encode_group_end(w.get(), 1, -5, 0, -1, "", 0);
+	pme_proto_encode_group_end(w.get(), 1, -5, 0, -1, "", 0, 0, -1);
 	e = assemble(a, {beginFrame("g", 1), finish(w.get())});
 	STRCMP_EQUAL("GROUP_END: field value out of range", e.c_str());
 }
