@@ -447,3 +447,15 @@ TEST(Include, IncludeIsGivenOnce)
 	std::string e = errorsOf("include: []\nexporter:\n  include: []\nservices: {}\n");
 	STRCMP_CONTAINS("give 'include' either at the top level or under 'exporter'", e.c_str());
 }
+
+TEST(Include, ATemplateDefinedInTwoFilesNamesBoth)
+{
+	dir.write("conf.d/a.yml", "templates:\n  t: {source_type: static, metrics: {m: {value: 1}}}\n");
+	std::string main = dir.write("pme.yml", "include: conf.d/a.yml\ntemplates:\n"
+	    "  t: {source_type: static, metrics: {m: {value: 2}}}\nservices: {}\n");
+	auto r = loadConfigFile(main);
+	CHECK_FALSE(r);
+	LONGS_EQUAL(1, r.error().size());
+	STRCMP_EQUAL((dir.path + "/conf.d/a.yml:2:3: template 't' is already defined at " +
+	    dir.path + "/pme.yml:3:3").c_str(), r.error()[0].str().c_str());
+}

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 
 #include "common/c_deleter.hpp"
@@ -368,6 +369,41 @@ TEST(Apply, GroupStatusDurationSkipsAndExitStatus)
 	STRCMP_EQUAL("1", valueOf(text, "pme_source_up" + labels).c_str());
 	STRCMP_EQUAL("1700000000.5",
 	    valueOf(text, "pme_source_last_success_timestamp_seconds" + labels).c_str());
+}
+
+TEST(Apply, HttpStatusResponseTimeAndAge)
+{
+	MetricStore store(twoServices());
+	std::string labels = "{service=\"web\",group=\"status\"}";
+	std::string text = render(store);
+	// Nothing collected yet: no HTTP status, no age.
+	STRCMP_EQUAL("absent", valueOf(text, "pme_http_status_code" + labels).c_str());
+	STRCMP_EQUAL("absent", valueOf(text, "pme_source_age_seconds" + labels).c_str());
+
+	common::GroupResult r = result("status", {}, false);
+	r.httpStatus = 503;
+	r.responseSeconds = 0.25;
+	applyOk(store, "web", r, 100);
+	text = render(store);
+	STRCMP_EQUAL("503", valueOf(text, "pme_http_status_code" + labels).c_str());
+	STRCMP_EQUAL("0.25", valueOf(text, "pme_http_response_seconds" + labels).c_str());
+	STRCMP_EQUAL("absent", valueOf(text, "pme_source_age_seconds" + labels).c_str());
+
+	// A body reused from the cache made no request: the last time stays.
+	r = result("status", {});
+	r.httpStatus = 200;
+	r.responseSeconds = -1;
+	timespec ts{};
+	::clock_gettime(CLOCK_REALTIME, &ts);
+	double now = static_cast<double>(ts.tv_sec) - 30;
+	applyOk(store, "web", r, now);
+	text = render(store);
+	STRCMP_EQUAL("200", valueOf(text, "pme_http_status_code" + labels).c_str());
+	STRCMP_EQUAL("0.25", valueOf(text, "pme_http_response_seconds" + labels).c_str());
+	double age = std::stod(valueOf(text, "pme_source_age_seconds" + labels));
+	CHECK(age >= 30 && age < 90);
+	STRCMP_EQUAL("absent",
+	    valueOf(text, "pme_http_status_code{service=\"db\",group=\"stats\"}").c_str());
 }
 
 TEST(Apply, ConstantLabelsOfTheServiceFollowTheSamplesLabels)
