@@ -45,7 +45,31 @@ struct MetricConfig {
 	Pairs labels;                 // label name -> template ("$1", "${name}", "literal")
 	std::vector<std::pair<std::string, double>> values;  // value mapping {UP: 1}
 	std::string valueRegex;       // json/xml: the number inside a string ("12ms")
+	// histogram fed by observation (observe: true): each value the filter
+	// yields is one observation into these bounds (ascending; +Inf implied).
+	bool observe = false;
+	std::vector<double> bucketBounds;
+	// histogram mapped from source fields: le -> filter (le may be +Inf),
+	// sum and count filters (either may be empty), cumulative counts or not.
+	std::vector<std::pair<double, std::string>> bucketFilters;
+	std::string sumFilter;
+	std::string countFilter;
+	bool cumulative = true;
+	// summary: quantiles of the observations of the last maxAge, which
+	// expire ageBuckets at a time.
+	std::vector<double> quantiles{0.5, 0.9, 0.99};
+	Millis maxAge{600000};
+	unsigned ageBuckets = 5;
+	// stateset: the possible states, in output order.
+	std::vector<std::string> states;
 	Location where;
+
+	bool mappedHistogram() const { return type == MetricType::Histogram && !observe; }
+	// Each value read is an observation: many or none per cycle is normal.
+	bool observed() const
+	{
+		return (type == MetricType::Histogram && observe) || type == MetricType::Summary;
+	}
 };
 
 // content_type: prometheus: what of an imported exposition is kept.

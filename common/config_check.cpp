@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include "c_deleter.hpp"
 #include "http_url.hpp"
@@ -281,6 +283,7 @@ void Loader::validateMetric(ServiceDraft &sd, GroupDraft &gd, MetricDraft &md,
 			    s.key + "' at " + position(it->second) + "; a name may be used once "
 			    "per service");
 		} else if (!md.typeBad) {
+			checkSuffixClash(m, nameAt);
 			auto [use, first] = names_.emplace(m.name,
 			    NameUse{m.type, s.key, at(nameAt)});
 			if (!first && use->second.type != m.type)
@@ -310,6 +313,8 @@ void Loader::validateMetric(ServiceDraft &sd, GroupDraft &gd, MetricDraft &md,
 				    "already a label of its group '" + gd.g.key + "'; rename one of them");
 	if (m.type == MetricType::Info && !m.staticValue && !m.valueTemplate)
 		m.staticValue = 1;
+	if (!validateType(gd, md, what))
+		return;
 
 	std::optional<Captures> caps; // none for a static source
 	if (gd.sourceTypeBad) {
@@ -359,6 +364,322 @@ void Loader::validateMetric(ServiceDraft &sd, GroupDraft &gd, MetricDraft &md,
 		    m.labels[i].second, c);
 	if (m.valueTemplate)
 		checkTemplate(md.valueNode, "value", *m.valueTemplate, c);
+}
+
+namespace {
+
+// Which metric types may have which of the type keys.
+std::string typeKeyOwner(const std::string &key)
+{
+	if (key == "observe" || key == "buckets")
+		return "histogram";
+	if (key == "sum" || key == "count" || key == "cumulative")
+		return "histogram read from the source";
+	if (key == "states")
+		return "stateset";
+	return "summary";
+}
+
+bool typeKeyAllowed(const MetricConfig &m, const std::string &key)
+{
+	if (key == "observe")
+		return m.type == MetricType::Histogram || m.type == MetricType::Summary;
+	if (key == "buckets")
+		return m.type == MetricType::Histogram;
+	if (key == "sum" || key == "count" || key == "cumulative")
+		return m.mappedHistogram();
+	if (key == "states")
+		return m.type == MetricType::StateSet;
+	return m.type == MetricType::Summary;
+}
+
+// A '$' that is not part of "$$": a reference to a capture or a node.
+bool hasReference(const std::string &t)
+{
+	for (size_t i = 0; i < t.size(); i++) {
+		if (t[i] != '$')
+			continue;
+		if (i + 1 < t.size() && t[i + 1] == '$')
+			i++;
+		else
+			return true;
+	}
+	return false;
+}
+
+std::string formatNumber(double d)
+{
+	if (std::isinf(d))
+		return d > 0 ? "+Inf" : "-Inf";
+	char buf[64];
+	std::snprintf(buf, sizeof(buf), "%.17g", d);
+	// The shortest form that reads back the same.
+	for (int p = 1; p <= 17; p++) {
+		char b[64];
+		std::snprintf(b, sizeof(b), "%.*g", p, d);
+		if (std::strtod(b, nullptr) == d)
+			return b;
+	}
+	return buf;
+}
+
+} // namespace
+
+// A histogram x is exposed as x_bucket, x_sum and x_count, a summary as x,
+// x_sum and x_count: another metric of one of those names would make the
+// exposition invalid.
+void Loader::checkSuffixClash(const MetricConfig &m, Node nameAt)
+{
+	static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
+	auto owns = [](MetricType t, const std::string &suffix) {
+		return t == MetricType::Histogram || (t == MetricType::Summary && suffix != "_bucket");
+	};
+	for (const char *sfx : suffixes) {
+		std::string suffix = sfx;
+		if (owns(m.type, suffix)) {
+			auto it = names_.find(m.name + suffix);
+			if (it != names_.end())
+				error(nameAt, std::string("a ") + toString(m.type) + " '" + m.name +
+				    "' is exposed as " + m.name + suffix + " too, which metric '" +
+				    it->first + "' of service '" + it->second.service + "' at " +
+				    it->second.where.str() + " already is; rename one of them");
+		}
+		if (m.name.size() > suffix.size() &&
+		    m.name.compare(m.name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+			auto it = names_.find(m.name.substr(0, m.name.size() - suffix.size()));
+			if (it != names_.end() && owns(it->second.type, suffix))
+				error(nameAt, "metric '" + m.name + "' is also a series of the " +
+				    toString(it->second.type) + " '" + it->first + "' of service '" +
+				    it->second.service + "' at " + it->second.where.str() +
+				    "; rename one of them");
+		}
+	}
+}
+
+// What depends on the type: histograms, summaries and statesets have keys
+// of their own and no value_on_error.  False when the rest of the metric's
+// checks do not apply (a histogram read field by field has no 'filter').
+bool Loader::validateType(const GroupDraft &gd, MetricDraft &md, const std::string &what)
+{
+	auto &m = md.m;
+	if (md.typeBad)
+		return true;
+	for (const auto &[key, node] : md.typeKeyNodes)
+		if (!typeKeyAllowed(m, key))
+			error(node, "'" + key + "' is for a " + typeKeyOwner(key) + ", and " + what +
+			    " is a " + toString(m.type) + (md.typeNode ? "" : " (the default type)"));
+	bool special = m.type == MetricType::Histogram || m.type == MetricType::Summary ||
+	    m.type == MetricType::StateSet;
+	if (!special)
+		return true;
+	std::string type = toString(m.type);
+	if (md.valueOnErrorNode)
+		error(md.valueOnErrorNode, "'value_on_error' is for counters and gauges: a " + type +
+		    " that cannot be read keeps its last series until they are stale");
+	if (!gd.sourceTypeBad && gd.g.sourceType == SourceType::Static) {
+		error(md.typeNode ? md.typeNode : md.keyNode, "a " + type + " is read from a "
+		    "source: a static source has only constant values");
+		return false;
+	}
+	if (m.type != MetricType::StateSet) {
+		for (size_t i = 0; i < m.labels.size(); i++)
+			if (m.labels[i].first == "le" || m.labels[i].first == "quantile")
+				error(md.labelKeyNodes[i], "label '" + m.labels[i].first + "' of " + what +
+				    " is the " + (m.labels[i].first == "le" ? "buckets'" : "quantiles'") +
+				    " own label; choose another name");
+	}
+	switch (m.type) {
+	case MetricType::Histogram:
+		if (!md.bucketsNode) {
+			error(md.keyNode, what + " needs 'buckets': with observe: true, a list of "
+			    "upper bounds such as [0.1, 0.5, 1]; otherwise a mapping of each upper "
+			    "bound to the filter that reads its count");
+			return !m.mappedHistogram();
+		}
+		if (!m.observe) {
+			if (!md.bucketsMapped && md.bucketsNode->isSequence()) {
+				error(md.bucketsNode, "a list of 'buckets' holds the bounds of observed "
+				    "values: add observe: true, or map each bound to the filter that "
+				    "reads its count");
+				return false;
+			}
+			checkMappedHistogram(gd, md, what);
+			return false;
+		}
+		if (md.bucketsMapped) {
+			error(md.bucketsNode, "with observe: true, 'buckets' is a list of upper bounds "
+			    "such as [0.1, 0.5, 1]; a mapping of bounds to filters reads a histogram "
+			    "the source has counted itself (without observe)");
+			break;
+		}
+		if (m.bucketBounds.empty() && md.bucketsNode->isSequence() &&
+		    md.bucketsNode->items.empty())
+			error(md.bucketsNode, "'buckets' of " + what + " must list at least one bound");
+		for (size_t i = 0; i < m.bucketBounds.size(); i++) {
+			double b = m.bucketBounds[i];
+			if (!std::isfinite(b)) {
+				error(md.bucketsNode, "bucket bound " + formatNumber(b) + " of " + what +
+				    " is not a finite number (+Inf is always added)");
+				break;
+			}
+			if (i > 0 && b <= m.bucketBounds[i - 1]) {
+				error(md.bucketsNode, "the bucket bounds of " + what + " must increase: " +
+				    formatNumber(b) + " comes after " +
+				    formatNumber(m.bucketBounds[i - 1]));
+				break;
+			}
+		}
+		break;
+	case MetricType::Summary: {
+		if (m.quantiles.empty() && md.typeKeyNodes.size() > 0)
+			for (const auto &[key, node] : md.typeKeyNodes)
+				if (key == "quantiles" && node->isSequence() && node->items.empty())
+					error(node, "'quantiles' of " + what + " must list at least one "
+					    "quantile, such as [0.5, 0.9, 0.99]");
+		for (size_t i = 0; i < m.quantiles.size(); i++) {
+			double q = m.quantiles[i];
+			Node at = md.keyNode;
+			for (const auto &[key, node] : md.typeKeyNodes)
+				if (key == "quantiles")
+					at = node;
+			if (!(q >= 0 && q <= 1)) {
+				error(at, "quantile " + formatNumber(q) + " of " + what + " is not between "
+				    "0 and 1");
+				break;
+			}
+			if (i > 0 && q <= m.quantiles[i - 1]) {
+				error(at, "the quantiles of " + what + " must increase: " + formatNumber(q) +
+				    " comes after " + formatNumber(m.quantiles[i - 1]));
+				break;
+			}
+		}
+		for (const auto &[key, node] : md.typeKeyNodes)
+			if (key == "max_age" && m.maxAge.count() < static_cast<int64_t>(m.ageBuckets))
+				error(node, "'max_age' of " + what + " must be at least one millisecond "
+				    "per age bucket");
+		break;
+	}
+	case MetricType::StateSet: {
+		if (m.states.empty()) {
+			Node at = md.keyNode;
+			for (const auto &[key, node] : md.typeKeyNodes)
+				if (key == "states")
+					at = node;
+			error(at, what + " needs 'states': the list of states its value can take, "
+			    "such as [active, inactive, failed]");
+		}
+		for (size_t i = 0; i < m.states.size(); i++)
+			for (size_t k = 0; k < i; k++)
+				if (m.states[i] == m.states[k]) {
+					for (const auto &[key, node] : md.typeKeyNodes)
+						if (key == "states")
+							error(node, "state '" + m.states[i] + "' of " + what +
+							    " is listed twice");
+					break;
+				}
+		if (md.valuesNode)
+			error(md.valuesNode, "a stateset maps its value to one of its 'states': "
+			    "remove 'values'");
+		// OpenMetrics: the state is in a label named as the family.
+		if (validMetricName(m.name) && !validLabelName(m.name))
+			error(md.nameNode ? md.nameNode : md.keyNode, "stateset '" + m.name + "' "
+			    "names the label that holds its state, and a label name cannot have "
+			    "':' nor start with '__'; choose another name");
+		for (size_t i = 0; i < m.labels.size(); i++)
+			if (m.labels[i].first == m.name)
+				error(md.labelKeyNodes[i], "label '" + m.name + "' of " + what + " is "
+				    "the label that holds its state; choose another name");
+		break;
+	}
+	default:
+		break;
+	}
+	return true;
+}
+
+// A histogram the source has counted: a filter per bucket, sum and count.
+void Loader::checkMappedHistogram(const GroupDraft &gd, MetricDraft &md, const std::string &what)
+{
+	auto &m = md.m;
+	if (md.filterNode)
+		error(md.filterNode, what + " reads each bucket with its own filter under "
+		    "'buckets' (and 'sum', 'count'): remove 'filter', or add observe: true to "
+		    "observe the values it matches");
+	if (md.valueNode)
+		error(md.valueNode, what + " reads its counts with the filters under 'buckets': "
+		    "remove 'value'");
+	if (md.valueRegexNode)
+		error(md.valueRegexNode, what + " reads counts: remove 'value_regex'");
+	if (md.valuesNode)
+		error(md.valuesNode, what + " reads counts: remove 'values'");
+	// In bound order, each node with its bound.
+	std::vector<size_t> order(m.bucketFilters.size());
+	for (size_t i = 0; i < order.size(); i++)
+		order[i] = i;
+	std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+		return m.bucketFilters[a].first < m.bucketFilters[b].first;
+	});
+	std::vector<std::pair<double, std::string>> sorted;
+	std::vector<Node> nodes;
+	for (size_t i : order) {
+		if (!sorted.empty() && sorted.back().first == m.bucketFilters[i].first) {
+			error(md.bucketFilterNodes[i], "bucket " + formatNumber(m.bucketFilters[i].first) +
+			    " of " + what + " is given twice");
+			continue;
+		}
+		sorted.push_back(m.bucketFilters[i]);
+		nodes.push_back(md.bucketFilterNodes[i]);
+	}
+	m.bucketFilters = std::move(sorted);
+	md.bucketFilterNodes = std::move(nodes);
+	bool inf = !m.bucketFilters.empty() && std::isinf(m.bucketFilters.back().first);
+	if (!m.bucketFilters.empty() && m.bucketFilters.front().first < 0 &&
+	    std::isinf(m.bucketFilters.front().first))
+		error(md.bucketFilterNodes.front(), "bucket -Inf of " + what + " cannot hold "
+		    "anything: remove it");
+	if (m.bucketFilters.empty() && md.bucketsNode->isMapping())
+		error(md.bucketsNode, "'buckets' of " + what + " must map at least one bound to "
+		    "its filter");
+	if (!inf && m.countFilter.empty() && !md.countNode)
+		error(md.bucketsNode, what + " needs 'count' or a +Inf bucket: the number of "
+		    "observations");
+	for (size_t i = 0; i < m.labels.size(); i++)
+		if (hasReference(m.labels[i].second))
+			error(md.labelValueNodes[i], "label '" + m.labels[i].first + "' of " + what +
+			    " refers to a match, but each of its buckets is read by a filter of its "
+			    "own: its labels are constant (write $$ for a literal $)");
+	if (gd.sourceTypeBad || gd.contentBad)
+		return;
+	for (size_t i = 0; i < m.bucketFilters.size(); i++)
+		checkOneFilter(gd, m.bucketFilters[i].second, md.bucketFilterNodes[i]);
+	if (!m.sumFilter.empty())
+		checkOneFilter(gd, m.sumFilter, md.sumNode);
+	if (!m.countFilter.empty())
+		checkOneFilter(gd, m.countFilter, md.countNode);
+}
+
+// One filter of a histogram read field by field, in the group's language.
+void Loader::checkOneFilter(const GroupDraft &gd, const std::string &filter, Node n)
+{
+	switch (gd.g.contentType) {
+	case ContentType::Text: {
+		MetricDraft one;
+		one.m.filter = filter;
+		one.filterNode = n;
+		compileFilter(gd, one);
+		break;
+	}
+	case ContentType::Json:
+		if (auto q = JsonPath::compile(filter); !q)
+			errorAt(n, q.error().message, "invalid JSONPath filter: ");
+		break;
+	case ContentType::Xml:
+		if (auto ok = checkXPath(filter, gd.g.namespaces); !ok)
+			errorAt(n, ok.error().message, "invalid XPath filter: ");
+		break;
+	case ContentType::Prometheus:
+		break;
+	}
 }
 
 // A metric of a json or xml group: its filter, templates and value_regex,

@@ -45,6 +45,8 @@ extern const std::vector<std::string> topKeys, exporterKeys, serviceKeys, runAsK
     sandboxKeys, groupKeys, metricKeys, basicAuthKeys, bearerKeys;
 std::vector<std::string> standaloneKeys();
 std::string listKeys(const std::vector<std::string> &keys);
+// A histogram bucket's upper bound: a number, or +Inf (inf, .inf).
+std::optional<double> bucketBound(const std::string &text);
 
 // The captures of a compiled filter.  A null pointer stands for "no
 // captures at all" (static sources, which have no match).
@@ -65,6 +67,18 @@ struct MetricDraft {
 	Node valueNode = nullptr;
 	Node multilineNode = nullptr;
 	Node valueRegexNode = nullptr;
+	Node typeNode = nullptr;
+	Node valueOnErrorNode = nullptr;
+	Node scaleNode = nullptr;
+	Node valuesNode = nullptr;
+	// The keys of histograms, summaries and statesets, for checks of
+	// which type may have which.
+	std::vector<std::pair<std::string, Node>> typeKeyNodes;
+	std::vector<Node> bucketFilterNodes;   // parallel to m.bucketFilters
+	Node sumNode = nullptr;
+	Node countNode = nullptr;
+	Node bucketsNode = nullptr;
+	bool bucketsMapped = false;            // buckets: was a mapping
 	bool descriptionGiven = false;
 	bool typeBad = false;           // unknown or unsupported: no type checks
 	std::vector<Node> labelKeyNodes, labelValueNodes; // parallel to m.labels
@@ -418,6 +432,8 @@ private:
 	static std::string regexError(const std::string &re, uint32_t options);
 	void errorAt(Node n, const std::string &message, const std::string &what);
 	bool metricKey(MetricDraft &d, const std::string &key, Node k, Node v);
+	bool typeKey(MetricDraft &md, const std::string &key, Node v);
+	std::vector<double> getNumbers(Node list, const std::string &what);
 	GroupDraft loadGroup(const std::string &key, Node keyNode, Node n, const ServiceDraft &sd);
 	GroupDraft loadStandalone(const std::string &key, Node keyNode, Node n,
 	    const ServiceDraft &sd);
@@ -436,6 +452,10 @@ private:
 	std::optional<Captures> compileFilter(const GroupDraft &gd, const MetricDraft &md);
 	void checkTemplate(Node n, const std::string &what, const std::string &tmpl,
 	    const Captures *caps);
+	void checkSuffixClash(const MetricConfig &m, Node nameAt);
+	bool validateType(const GroupDraft &gd, MetricDraft &md, const std::string &what);
+	void checkMappedHistogram(const GroupDraft &gd, MetricDraft &md, const std::string &what);
+	void checkOneFilter(const GroupDraft &gd, const std::string &filter, Node n);
 
 	static bool misspelt(const GroupDraft &gd, const MetricDraft &md, const std::string &key)
 	{

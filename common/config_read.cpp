@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <limits>
 
 #include "c_deleter.hpp"
 #include "http_url.hpp"
@@ -229,7 +230,8 @@ const std::vector<std::string> groupKeys = {"source_type", "source", "command", 
 const std::vector<std::string> basicAuthKeys = {"username", "password", "password_file"};
 const std::vector<std::string> bearerKeys = {"token", "token_file"};
 const std::vector<std::string> metricKeys = {"name", "type", "description", "filter", "value",
-    "value_on_error", "scale", "labels", "values", "multiline", "value_regex"};
+    "value_on_error", "scale", "labels", "values", "multiline", "value_regex", "observe",
+    "buckets", "sum", "count", "cumulative", "quantiles", "max_age", "age_buckets", "states"};
 
 std::vector<std::string> standaloneKeys()
 {
@@ -241,6 +243,17 @@ std::vector<std::string> standaloneKeys()
 		if (std::find(keys.begin(), keys.end(), k) == keys.end())
 			keys.push_back(k);
 	return keys;
+}
+
+std::optional<double> bucketBound(const std::string &text)
+{
+	std::string t = lower(text);
+	if (t == "+inf" || t == "inf" || t == ".inf" || t == "+.inf")
+		return std::numeric_limits<double>::infinity();
+	auto d = numberFromText(text);
+	if (d && std::isnan(*d))
+		return std::nullopt;
+	return d;
 }
 
 std::string listKeys(const std::vector<std::string> &keys)
@@ -439,9 +452,11 @@ bool Loader::metricKey(MetricDraft &md, const std::string &key, Node, Node v)
 			{"info", MetricType::Info}, {"stateset", MetricType::StateSet},
 			{"untyped", MetricType::Untyped},
 		};
+		md.typeNode = v;
 		if (auto t = keyword(v, key, "metric type", types, {MetricType::Counter,
-		    MetricType::Gauge, MetricType::Info, MetricType::Untyped},
-		    "counter, gauge, info or untyped", &md.typeBad))
+		    MetricType::Gauge, MetricType::Histogram, MetricType::Summary,
+		    MetricType::Info, MetricType::StateSet, MetricType::Untyped},
+		    "counter, gauge, histogram, summary, info, stateset or untyped", &md.typeBad))
 			m.type = *t;
 	} else if (key == "description") {
 		if (auto s = getString(v, key)) {
@@ -468,9 +483,11 @@ bool Loader::metricKey(MetricDraft &md, const std::string &key, Node, Node v)
 			    "got " + describe(v));
 		}
 	} else if (key == "value_on_error") {
+		md.valueOnErrorNode = v;
 		if (auto d = getNumber(v, key))
 			m.valueOnError = *d;
 	} else if (key == "scale") {
+		md.scaleNode = v;
 		if (auto d = getNumber(v, key)) {
 			if (!std::isfinite(*d) || *d == 0)
 				error(v, "'scale' must be a finite number other than 0, got " +
@@ -481,6 +498,7 @@ bool Loader::metricKey(MetricDraft &md, const std::string &key, Node, Node v)
 	} else if (key == "labels") {
 		getLabels(v, key, m.labels, &md.labelKeyNodes, &md.labelValueNodes, true);
 	} else if (key == "values") {
+		md.valuesNode = v;
 		if (!expectMapping(v, key))
 			return true;
 		eachPair(v, [&](const std::string &name, Node, Node num) {
@@ -494,9 +512,87 @@ bool Loader::metricKey(MetricDraft &md, const std::string &key, Node, Node v)
 		if (auto s = getNonEmpty(v, key))
 			m.valueRegex = *s;
 	} else {
-		return false;
+		return typeKey(md, key, v);
 	}
 	return true;
+}
+
+// The keys of histograms, summaries and statesets; which type may have
+// which is checked with the rest of the metric.
+bool Loader::typeKey(MetricDraft &md, const std::string &key, Node v)
+{
+	auto &m = md.m;
+	if (key == "observe") {
+		if (auto b = getBool(v, key))
+			m.observe = *b;
+	} else if (key == "buckets") {
+		md.bucketsNode = v;
+		if (v->isSequence()) {
+			m.bucketBounds = getNumbers(v, key);
+		} else if (v->isMapping()) {
+			md.bucketsMapped = true;
+			eachPair(v, [&](const std::string &le, Node kn, Node filter) {
+				auto bound = bucketBound(le);
+				if (!bound) {
+					error(kn, "bucket bound '" + le + "' is not a number: write the "
+					    "upper bound of the bucket, such as 0.5, 10 or +Inf");
+					return;
+				}
+				if (auto f = getNonEmpty(filter, "buckets." + le)) {
+					m.bucketFilters.emplace_back(*bound, *f);
+					md.bucketFilterNodes.push_back(filter);
+				}
+			});
+		} else {
+			error(v, "expected a list of bucket bounds (observe: true) or a mapping of "
+			    "bucket bounds to filters for 'buckets', got " + describe(v));
+		}
+	} else if (key == "sum" || key == "count") {
+		(key == "sum" ? md.sumNode : md.countNode) = v;
+		if (auto f = getNonEmpty(v, key))
+			(key == "sum" ? m.sumFilter : m.countFilter) = *f;
+	} else if (key == "cumulative") {
+		if (auto b = getBool(v, key))
+			m.cumulative = *b;
+	} else if (key == "quantiles") {
+		if (v->isSequence())
+			m.quantiles = getNumbers(v, key);
+		else
+			error(v, "expected a list of quantiles such as [0.5, 0.9, 0.99] for "
+			    "'quantiles', got " + describe(v));
+	} else if (key == "max_age") {
+		if (auto d = getDuration(v, key))
+			m.maxAge = *d;
+	} else if (key == "age_buckets") {
+		auto d = getNumber(v, key);
+		if (d && (*d < 1 || *d > 100 || *d != std::floor(*d)))
+			error(v, "'age_buckets' must be a whole number from 1 to 100, got " +
+			    describe(v));
+		else if (d)
+			m.ageBuckets = static_cast<unsigned>(*d);
+	} else if (key == "states") {
+		if (!v->isSequence()) {
+			error(v, "expected a list of state names for 'states', got " + describe(v));
+		} else {
+			for (Node item : v->items)
+				if (auto st = getNonEmpty(item, "states"))
+					m.states.push_back(*st);
+		}
+	} else {
+		return false;
+	}
+	md.typeKeyNodes.emplace_back(key, v);
+	return true;
+}
+
+// Each number of a list; the wrong ones are reported.
+std::vector<double> Loader::getNumbers(Node list, const std::string &what)
+{
+	std::vector<double> out;
+	for (Node item : list->items)
+		if (auto d = getNumber(item, what))
+			out.push_back(*d);
+	return out;
 }
 
 // The keys of an http source's request.

@@ -212,6 +212,64 @@ private:
 	}
 };
 
+void numbers(Writer &w, const std::vector<double> &list)
+{
+	w.beginList();
+	for (double d : list)
+		w.number(d);
+	w.endList();
+}
+
+// The keys of histograms, summaries and statesets.
+void writeTypeKeys(Writer &w, const MetricConfig &m)
+{
+	switch (m.type) {
+	case MetricType::Histogram:
+		if (m.observe) {
+			w.string("observe");
+			w.boolean(true);
+			w.string("buckets");
+			numbers(w, m.bucketBounds);
+			break;
+		}
+		w.string("buckets");
+		w.beginMap();
+		for (const auto &[le, filter] : m.bucketFilters) {
+			w.number(le);
+			w.text(filter);
+		}
+		w.endMap();
+		if (!m.sumFilter.empty()) {
+			w.string("sum");
+			w.text(m.sumFilter);
+		}
+		if (!m.countFilter.empty()) {
+			w.string("count");
+			w.text(m.countFilter);
+		}
+		w.string("cumulative");
+		w.boolean(m.cumulative);
+		break;
+	case MetricType::Summary:
+		w.string("quantiles");
+		numbers(w, m.quantiles);
+		w.string("max_age");
+		w.duration(m.maxAge);
+		w.string("age_buckets");
+		w.number(m.ageBuckets);
+		break;
+	case MetricType::StateSet:
+		w.string("states");
+		w.beginList();
+		for (const auto &state : m.states)
+			w.text(state);
+		w.endList();
+		break;
+	default:
+		break;
+	}
+}
+
 void writeMetricKeys(Writer &w, const MetricConfig &m)
 {
 	w.string("name");
@@ -256,6 +314,7 @@ void writeMetricKeys(Writer &w, const MetricConfig &m)
 		}
 		w.endMap();
 	}
+	writeTypeKeys(w, m);
 }
 
 void writeHttpKeys(Writer &w, const HttpConfig &h)

@@ -40,6 +40,23 @@
 // Counters keep their state here ({last raw value, exposed value} per
 // series), not in the worker, so that a worker restart or a source restart
 // is seen as a reset and the exposed counter only grows (SPEC §3).
+//
+// Histograms and summaries are counters too: their _bucket, _sum and _count
+// samples are kept in the same state, but a reset is decided for each of
+// their series as a whole (the samples sharing every label but le).  When
+// its _count or any of its buckets went down since the last result, every
+// sample of the series adds its new raw value to what it exposes, otherwise
+// its increase; deciding sample by sample could leave the le="1" bucket
+// above le="+Inf" after a reset.  A _sum follows the decision and never
+// makes it: it may go down when observations are negative.  A summary's
+// quantiles are gauges and go out as sent.  The histograms and summaries a
+// worker observes itself live in that worker and start again from zero
+// when it restarts, which a drop does not always show (the new worker may
+// already have observed as much as the old one had): when a worker goes
+// down, the last raw values of those families become 0, so that the next
+// worker's values are all added.  A text file is the exception: it is
+// observed as a log, and the next worker observes all of it again, so its
+// counts go on from where they were.
 #include "metric_store.hpp"
 
 #include <dirent.h>
@@ -56,6 +73,7 @@
 #include <array>
 #include <deque>
 #include <limits>
+#include <optional>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -126,6 +144,7 @@ struct Fragment {
 	std::vector<Series> series;
 	double oldest = 0;      // smallest Series::updated, for expire()
 	bool imported = false;  // created by a result, not by the config
+	bool observed = false;  // a histogram or summary the worker observes itself
 	size_t merged = NoIndex; // index in Impl::merged_, NoIndex when not exported
 };
 
@@ -144,7 +163,8 @@ struct GroupState {
 	size_t importedFamilies = 0;
 	uint64_t rejected = 0;  // families refused (imports)
 	std::string lastRejected;
-	// family name, '\0', series key -> state
+	// family name, '\0', series key -> state of a counter, or of a
+	// histogram's or summary's _bucket, _sum or _count
 	std::unordered_map<std::string, CounterState> counters;
 	double countersOldest = std::numeric_limits<double>::infinity();
 
@@ -277,6 +297,131 @@ std::string seriesKey(const std::string &suffix, const std::vector<common::Label
 		key += *v;
 	}
 	return key;
+}
+
+// Key of a series in GroupState::counters.
+std::string stateKey(const std::string &family, const std::string &seriesKey)
+{
+	std::string key = family;
+	key += '\0';
+	key += seriesKey;
+	return key;
+}
+
+// The histogram or summary series a sample belongs to: its _bucket, _sum
+// and _count samples share every label but le.
+std::string setKey(MetricType type, const std::vector<common::Label> &labels,
+    const common::Pairs &constLabels)
+{
+	if (type != MetricType::Histogram)
+		return seriesKey("", labels, constLabels);
+	std::vector<common::Label> rest;
+	rest.reserve(labels.size());
+	for (const auto &l : labels)
+		if (l.name != "le")
+			rest.push_back(l);
+	return seriesKey("", rest, constLabels);
+}
+
+// The labels a sample is exported with.  A constant label of the service
+// wins over a sample's own label of the same name: the output never
+// repeats a name.  `own` holds them when some had to be left out.
+const std::vector<common::Label> &exportedLabels(const common::Sample &s,
+    const common::Pairs &constLabels, std::vector<common::Label> &own)
+{
+	if (constLabels.empty())
+		return s.labels;
+	own.clear();
+	for (const auto &l : s.labels) {
+		bool shadowed = std::any_of(constLabels.begin(), constLabels.end(),
+		    [&](const auto &c) { return c.first == l.name; });
+		if (!shadowed)
+			own.push_back(l);
+	}
+	return own;
+}
+
+// Whether a sample is kept as a counter: a counter, and the _bucket,
+// _sum and _count of a histogram or summary (not its quantiles).
+bool tracked(MetricType type, const std::string &suffix)
+{
+	return type == MetricType::Counter ||
+	    ((type == MetricType::Histogram || type == MetricType::Summary) && !suffix.empty());
+}
+
+// What decides that the source of a tracked sample was reset.
+enum class Reset {
+	Own,     // a counter: its own value went down
+	Set,     // its histogram or summary series was reset
+	NotSet,  // its histogram or summary series was not
+};
+
+// The value a tracked sample is exposed with, nullopt while it has none.
+// Counts that are NaN or negative are not usable and leave the state as it
+// was; a _sum may be negative, and one that is not finite (an observation
+// of +Inf makes it +Inf) is exposed as sent, the state left as it was.
+std::optional<double> track(GroupState &g, std::string key, const std::string &suffix,
+    double raw, Reset reset, double now)
+{
+	bool sum = suffix == "_sum";
+	bool usable = std::isfinite(raw) && (raw >= 0 || sum);
+	auto it = g.counters.find(key);
+	if (it == g.counters.end()) {
+		if (!usable)
+			return sum ? std::optional<double>(raw) : std::nullopt;
+		g.counters.emplace(std::move(key), CounterState{raw, raw, now});
+		g.countersOldest = std::min(g.countersOldest, now);
+		return raw;
+	}
+	CounterState &c = it->second;
+	c.lastSeen = now;
+	if (!usable) {
+		// Its series restarted from zero: so does its next usable value.
+		if (reset == Reset::Set)
+			c.lastRaw = 0;
+		return sum ? raw : c.exposed;
+	}
+	if (reset == Reset::Set || (reset == Reset::Own && raw < c.lastRaw))
+		c.exposed += raw;
+	else
+		c.exposed += raw - c.lastRaw;
+	c.lastRaw = raw;
+	return c.exposed;
+}
+
+// The histogram or summary series of a result that were reset: their
+// _count or one of their buckets went down since the last result.  The
+// first of duplicate samples is the one that counts, as in applyFamily.
+std::unordered_set<std::string> resetSets(const GroupState &g, const Fragment &frag,
+    const common::Pairs &constLabels, const std::vector<const common::Family *> &fams)
+{
+	std::unordered_set<std::string> resets, seen;
+	std::vector<common::Label> own;
+	for (const common::Family *fam : fams) {
+		for (const auto &s : fam->samples) {
+			if (s.suffix != "_bucket" && s.suffix != "_count")
+				continue;
+			const auto &labels = exportedLabels(s, constLabels, own);
+			std::string key = seriesKey(s.suffix, labels, constLabels);
+			auto it = g.counters.find(stateKey(frag.name, key));
+			if (!seen.insert(std::move(key)).second || it == g.counters.end())
+				continue;
+			if (std::isfinite(s.value) && s.value >= 0 && s.value < it->second.lastRaw)
+				resets.insert(setKey(frag.type, labels, constLabels));
+		}
+	}
+	return resets;
+}
+
+// The histograms and summaries a worker observes start again from zero in
+// the next worker: all of their next values are new.
+void restartObserved(GroupState &g)
+{
+	for (auto &[key, c] : g.counters) {
+		auto it = g.fragmentIndex.find(key.substr(0, key.find('\0')));
+		if (it != g.fragmentIndex.end() && g.fragments[it->second].observed)
+			c.lastRaw = 0;
+	}
 }
 
 common::Result<void> checkSample(const common::Family &fam, const common::Sample &s)
@@ -485,6 +630,11 @@ MetricStore::Impl::Impl(const common::Config &config)
 				Fragment &f = g.fragments.emplace_back();
 				f.name = mc.name;
 				f.type = mc.type;
+				// A text file is observed as a log, which the next
+				// worker reads whole again: its counts go on.
+				f.observed = mc.observed() &&
+				    !(gc.sourceType == common::SourceType::File &&
+				    gc.contentType == common::ContentType::Text);
 			}
 		}
 	}
@@ -550,56 +700,36 @@ ServiceState *MetricStore::Impl::findService(const std::string &name)
 void MetricStore::Impl::applyFamily(ServiceState &svc, GroupState &g, Fragment &frag,
     const std::vector<const common::Family *> &fams, double now)
 {
+	std::unordered_set<std::string> resets;
+	if (frag.type == MetricType::Histogram || frag.type == MetricType::Summary)
+		resets = resetSets(g, frag, svc.labels, fams);
 	std::vector<Series> fresh;
 	std::unordered_set<std::string> keys;
 	std::vector<common::Label> own;
 	for (const common::Family *fam : fams) {
 		for (const auto &s : fam->samples) {
-			// A constant label of the service wins over a sample's own
-			// label of the same name: the output never repeats a name.
-			const std::vector<common::Label> *labels = &s.labels;
-			if (!svc.labels.empty()) {
-				own.clear();
-				for (const auto &l : s.labels) {
-					bool shadowed = std::any_of(svc.labels.begin(), svc.labels.end(),
-					    [&](const auto &c) { return c.first == l.name; });
-					if (!shadowed)
-						own.push_back(l);
-				}
-				labels = &own;
-			}
-			std::string key = seriesKey(s.suffix, *labels, svc.labels);
+			const auto &labels = exportedLabels(s, svc.labels, own);
+			std::string key = seriesKey(s.suffix, labels, svc.labels);
 			if (keys.count(key)) {
 				seriesDropped++;
 				continue;
 			}
 			double value = s.value;
-			if (frag.type == MetricType::Counter) {
-				std::string ckey = frag.name;
-				ckey += '\0';
-				ckey += key;
-				auto it = g.counters.find(ckey);
-				bool usable = std::isfinite(value) && value >= 0;
-				if (it == g.counters.end()) {
-					if (!usable)
-						continue;
-					g.counters.emplace(std::move(ckey), CounterState{value, value, now});
-					g.countersOldest = std::min(g.countersOldest, now);
-				} else {
-					CounterState &c = it->second;
-					if (usable) {
-						if (value >= c.lastRaw)
-							c.exposed += value - c.lastRaw;
-						else
-							c.exposed += value; // the source restarted
-						c.lastRaw = value;
-					}
-					c.lastSeen = now;
-					value = c.exposed;
+			if (tracked(frag.type, s.suffix)) {
+				Reset reset = Reset::Own;
+				if (frag.type != MetricType::Counter) {
+					bool set = !resets.empty() &&
+					    resets.count(setKey(frag.type, labels, svc.labels));
+					reset = set ? Reset::Set : Reset::NotSet;
 				}
+				auto exposed = track(g, stateKey(frag.name, key), s.suffix, value, reset,
+				    now);
+				if (!exposed)
+					continue;
+				value = *exposed;
 			}
 			Series &ser = fresh.emplace_back();
-			appendSample(ser.line, frag.name + s.suffix, *labels, svc.labels, value);
+			appendSample(ser.line, frag.name + s.suffix, labels, svc.labels, value);
 			if (s.timestampMs) {
 				ser.line.pop_back();
 				ser.line += ' ';
@@ -955,8 +1085,10 @@ void MetricStore::setWorkerState(const std::string &service, WorkerState state, 
 	svc->reason = reason;
 	if (isDown(state)) {
 		// The data stays until it is stale (expire()).
-		for (auto &g : svc->groups)
+		for (auto &g : svc->groups) {
 			g.up = false;
+			restartObserved(g);
+		}
 	}
 	impl_->touch(true);
 }

@@ -29,7 +29,8 @@ public:
 	// against the supervisor's own config: an unknown group, or a family the
 	// group does not declare, is an Error (the caller treats it as a
 	// protocol error and stops the worker) and nothing is applied.
-	// Counters are accumulated here (SPEC §3: a drop in the source is a
+	// Counters, and the buckets, sums and counts of histograms and
+	// summaries, are accumulated here (SPEC §3: a drop in the source is a
 	// reset, the new value is added), so they survive worker restarts.
 	common::Result<void> apply(const std::string &service, const common::GroupResult &result,
 	    double now);

@@ -187,9 +187,9 @@ Result<JsonDocument> JsonDocument::parse(std::string_view text)
 
 Result<JsonExtractor> JsonExtractor::compile(const MetricConfig &metric)
 {
-	if (metric.type == MetricType::Histogram || metric.type == MetricType::Summary)
-		return fail(std::string("type ") + common::toString(metric.type) +
-		    " cannot be read from one json value");
+	if (metric.mappedHistogram())
+		return fail("a histogram read from the source has a filter per bucket, not one "
+		    "filter");
 	if (metric.filter.empty())
 		return fail("json content needs a filter, a JSONPath such as $.status");
 	auto filter = JsonPath::compile(metric.filter);
@@ -219,7 +219,7 @@ Extraction JsonExtractor::extract(const JsonDocument &doc) const
 	SeriesCollector out(metric_);
 	json_t *root = doc.root();
 	std::vector<JsonPath::Node> nodes = filter_.evaluate(root);
-	if (nodes.empty() && filter_.singular())
+	if (nodes.empty() && filter_.singular() && !metric_.observed())
 		out.failMetric("filter matched nothing");
 
 	for (const JsonPath::Node &node : nodes) {

@@ -189,7 +189,8 @@ void SeriesCollector::add(std::vector<common::Label> labels, double value)
 	std::vector<std::string> key;
 	for (const auto &l : labels)
 		key.push_back(l.value);
-	if (!seenKeys_.insert(std::move(key)).second) {
+	// Observations may repeat labels; series may not.
+	if (!metric_.observed() && !seenKeys_.insert(std::move(key)).second) {
 		std::string set;
 		for (const auto &l : labels)
 			set += (set.empty() ? "" : ",") + l.name + "=\"" +

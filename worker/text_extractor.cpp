@@ -58,10 +58,11 @@ constexpr size_t kJitStackMax = 512 * 1024;
 
 
 
-// Only types whose samples have no suffix can be read from one match.
-bool typeReadable(MetricType t)
+// A histogram the source counted is read bucket by bucket, each bucket
+// with a filter of its own (the worker compiles those as gauges).
+bool typeReadable(const MetricConfig &m)
 {
-	return t != MetricType::Histogram && t != MetricType::Summary;
+	return !m.mappedHistogram();
 }
 
 Result<void> checkLabelValue(const std::string &name, const std::string &value)
@@ -154,9 +155,9 @@ Result<TextExtractor> TextExtractor::compile(const MetricConfig &metric, bool mu
 {
 	TextExtractor x;
 	x.metric_ = metric;
-	if (!typeReadable(metric.type))
-		return fail(std::string("type ") + common::toString(metric.type) +
-		    " cannot be read from text content");
+	if (!typeReadable(metric))
+		return fail("a histogram read from the source has a filter per bucket, not one "
+		    "filter");
 	if (metric.filter.empty())
 		return fail("text content needs a filter");
 
@@ -289,7 +290,8 @@ Result<Family> TextExtractor::extract(std::string_view raw)
 		std::vector<std::string> key;
 		for (const auto &l : family.samples.back().labels)
 			key.push_back(l.value);
-		if (!seen.insert(std::move(key)).second) {
+		// Observations may repeat: two log lines with the same labels.
+		if (!metric_.observed() && !seen.insert(std::move(key)).second) {
 			std::string set;
 			for (const auto &l : family.samples.back().labels)
 				set += (set.empty() ? "" : ",") + l.name + "=\"" + common::shorten(l.value, 64) + "\"";
@@ -300,7 +302,9 @@ Result<Family> TextExtractor::extract(std::string_view raw)
 		options = ov[0] == ov[1] ? PCRE2_NOTEMPTY_ATSTART | PCRE2_ANCHORED : 0;
 		offset = ov[1];
 	}
-	if (family.samples.empty())
+	// A metric fed by observation observes nothing in a cycle without
+	// a match (no new line in a log): that is not an error.
+	if (family.samples.empty() && !metric_.observed())
 		return fail("filter matched nothing");
 	return family;
 }

@@ -45,6 +45,7 @@
 #include "file_source.hpp"
 #include "http_source.hpp"
 #include "json_extractor.hpp"
+#include "observation.hpp"
 #include "prom_import.hpp"
 #include "text_extractor.hpp"
 #include "xml_extractor.hpp"
@@ -74,6 +75,62 @@ Millis startOffset(const std::string &service, const std::string &group, Millis 
 	return Millis(static_cast<int64_t>(h % static_cast<uint64_t>(interval.count())));
 }
 
+namespace {
+
+// Per metric: its extractor, or why it has none (monostate).
+using Extractor = std::variant<std::monostate, TextExtractor, JsonExtractor, XmlExtractor>;
+
+// The parsed documents of one read, for the extractors of its content type.
+struct Documents {
+	std::string_view text;
+	const JsonDocument *json = nullptr;
+	const XmlDocument *xml = nullptr;
+};
+
+uint64_t fnv1a(std::string_view data)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (unsigned char c : data) {
+		h ^= c;
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+// One extractor over one read, as an Extraction whatever the content.
+Extraction runExtractor(Extractor &x, const Documents &docs)
+{
+	Extraction out;
+	if (auto *t = std::get_if<TextExtractor>(&x)) {
+		auto f = t->extract(docs.text);
+		if (f) {
+			out.family = std::move(*f);
+		} else {
+			out.errors.push_back(common::sanitizeUtf8(f.error().message));
+			out.errorCount = 1;
+		}
+	} else if (auto *j = std::get_if<JsonExtractor>(&x)) {
+		out = j->extract(*docs.json);
+	} else if (auto *e = std::get_if<XmlExtractor>(&x)) {
+		out = e->extract(*docs.xml);
+	}
+	return out;
+}
+
+} // namespace
+
+// How one metric is read: histograms read from the source have an
+// extractor per bucket (then sum, then count); histograms and summaries
+// fed by observation keep their state here, so that a worker restart
+// starts them again (the supervisor sees a reset, SPEC §3).
+struct Plan {
+	Extractor main;
+	std::vector<Extractor> parts;
+	std::string compileError;
+	std::optional<ObservedHistogram> histogram;
+	std::optional<SlidingSummary> summary;
+};
+
 class Worker::Group {
 public:
 	Group(Worker &worker, const GroupConfig &config);
@@ -87,7 +144,15 @@ private:
 	void finished(SourceRead read);
 	GroupResult build(const SourceRead &read);
 	void extractMetrics(GroupResult &r, const SourceRead &read);
+	std::string_view observationText(const SourceRead &read);
+	void collectMapped(GroupResult &r, const common::MetricConfig &m, Plan &plan,
+	    const Documents &docs);
+	void collectObserved(GroupResult &r, const common::MetricConfig &m, Plan &plan,
+	    Extraction x);
+	void collectStateSet(GroupResult &r, const common::MetricConfig &m, Extraction x);
 	void addExtraction(GroupResult &r, const common::MetricConfig &m, Extraction x);
+	template <typename Failed>
+	Extractor compileExtractor(const common::MetricConfig &m, Failed &&failed);
 	void addGroupLabels(GroupResult &r) const;
 	void metricsOnError(GroupResult &result);
 	void logTransition(const GroupResult &result);
@@ -101,10 +166,7 @@ private:
 	std::unique_ptr<FileSource> file_;
 	std::unique_ptr<HttpSource> http_;
 	std::string setupError_;
-	// Per metric: its extractor, or why it has none (monostate).
-	using Extractor = std::variant<std::monostate, TextExtractor, JsonExtractor, XmlExtractor>;
-	std::vector<Extractor> extractors_;
-	std::vector<std::string> compileErrors_;
+	std::vector<Plan> plans_; // parallel to config_.metrics
 	std::optional<PromImporter> importer_;
 	std::set<std::string> loggedErrors_;
 
@@ -115,6 +177,12 @@ private:
 	bool lastOk_ = true;
 	std::optional<SourceRead> lastRead_;
 	uint64_t lastReadMs_ = 0;
+	// A text file observed by histograms or summaries: how much of it
+	// was observed, and a hash of that part, to tell an appended file
+	// from a replaced one.
+	bool observes_ = false;
+	size_t observedSize_ = 0;
+	uint64_t observedHash_ = 0;
 };
 
 Worker::Group::Group(Worker &worker, const GroupConfig &config)
@@ -179,38 +247,87 @@ Worker::Group::Group(Worker &worker, const GroupConfig &config)
 		    setupError_.c_str());
 
 	for (const auto &m : config.metrics) {
-		if (config.sourceType == SourceType::Static || !setupError_.empty()) {
-			extractors_.emplace_back();
-			compileErrors_.emplace_back();
+		Plan &plan = plans_.emplace_back();
+		if (config.sourceType == SourceType::Static || !setupError_.empty() ||
+		    config.contentType == ContentType::Prometheus)
+			continue;
+		auto failed = [&](const std::string &why) {
+			if (plan.compileError.empty()) {
+				log::warnx("metric %s of group %s/%s: %s", m.name.c_str(),
+				    service.c_str(), config.key.c_str(), why.c_str());
+				plan.compileError = why;
+			}
+		};
+		if (m.mappedHistogram()) {
+			// Each part a gauge of its own filter, with the metric's
+			// constant labels; scale is for the sum alone.
+			auto part = [&](const std::string &filter, bool sum) {
+				common::MetricConfig pm = m;
+				pm.type = common::MetricType::Gauge;
+				pm.filter = filter;
+				pm.valueTemplate.reset();
+				pm.scale = sum ? m.scale : 1;
+				if (filter.empty()) {
+					plan.parts.emplace_back();
+					return;
+				}
+				plan.parts.push_back(compileExtractor(pm, failed));
+			};
+			for (const auto &[le, filter] : m.bucketFilters)
+				part(filter, false);
+			part(m.sumFilter, true);
+			part(m.countFilter, false);
 			continue;
 		}
-		auto compiled = [&](auto x) {
-			if (x) {
-				extractors_.emplace_back(std::move(*x));
-				compileErrors_.emplace_back();
-				return;
-			}
-			log::warnx("metric %s of group %s/%s: %s", m.name.c_str(), service.c_str(),
-			    config.key.c_str(), x.error().message.c_str());
-			extractors_.emplace_back();
-			compileErrors_.push_back(x.error().message);
-		};
-		switch (config.contentType) {
-		case ContentType::Text:
-			compiled(TextExtractor::compile(m, config.multiline));
-			break;
-		case ContentType::Json:
-			compiled(JsonExtractor::compile(m));
-			break;
-		case ContentType::Xml:
-			compiled(XmlExtractor::compile(m, config.namespaces));
-			break;
-		case ContentType::Prometheus:
-			compiled(common::Result<TextExtractor>(common::fail(
-			    "an imported exposition has no declared metrics")));
-			break;
+		common::MetricConfig em = m;
+		if (m.type == common::MetricType::StateSet) {
+			// The state read is mapped to its index in states.
+			em.values.clear();
+			for (size_t i = 0; i < m.states.size(); i++)
+				em.values.emplace_back(m.states[i], static_cast<double>(i));
+		}
+		plan.main = compileExtractor(em, failed);
+		if (m.type == common::MetricType::Histogram && m.observe) {
+			plan.histogram.emplace(m.bucketBounds, kMaxSeriesPerMetric);
+			observes_ = true;
+		} else if (m.type == common::MetricType::Summary) {
+			SlidingSummary::Options o;
+			o.quantiles = m.quantiles;
+			o.maxAge = m.maxAge;
+			o.ageBuckets = m.ageBuckets;
+			// Exact quantiles keep the window's observations: at most
+			// 1,000 label sets of 10,000 observations each (80 MB).
+			o.maxSeries = 1000;
+			o.maxObservations = 10000;
+			plan.summary.emplace(o);
+			observes_ = true;
 		}
 	}
+}
+
+// The metric's extractor for the group's content type; on failure, an
+// empty one and the reason handed to failed.
+template <typename Failed>
+Extractor Worker::Group::compileExtractor(const common::MetricConfig &m, Failed &&failed)
+{
+	auto take = [&](auto x) -> Extractor {
+		if (x)
+			return Extractor(std::move(*x));
+		failed(x.error().message);
+		return Extractor();
+	};
+	switch (config_.contentType) {
+	case ContentType::Text:
+		return take(TextExtractor::compile(m, config_.multiline));
+	case ContentType::Json:
+		return take(JsonExtractor::compile(m));
+	case ContentType::Xml:
+		return take(XmlExtractor::compile(m, config_.namespaces));
+	case ContentType::Prometheus:
+		break;
+	}
+	failed("an imported exposition has no declared metrics");
+	return Extractor();
 }
 
 void Worker::Group::arm()
@@ -331,28 +448,150 @@ void Worker::Group::extractMetrics(GroupResult &r, const SourceRead &read)
 			return documentFailed(doc.error().message);
 		xml.emplace(std::move(*doc));
 	}
+	Documents docs{read.content, json ? &*json : nullptr, xml ? &*xml : nullptr};
+	Documents observed = docs;
+	if (observes_)
+		observed.text = observationText(read);
 	for (size_t i = 0; i < config_.metrics.size(); i++) {
 		const common::MetricConfig &m = config_.metrics[i];
-		Extractor &x = extractors_[i];
-		if (auto *t = std::get_if<TextExtractor>(&x)) {
-			auto f = t->extract(read.content);
-			if (f)
-				r.families.push_back(std::move(*f));
+		Plan &plan = plans_[i];
+		if (!plan.compileError.empty()) {
+			if (m.valueOnError)
+				r.families.push_back(valueOnErrorFamily(m, config_.contentType));
+			else
+				r.metricErrors.emplace_back(m.name, plan.compileError);
+		} else if (m.mappedHistogram()) {
+			collectMapped(r, m, plan, docs);
+		} else if (plan.histogram || plan.summary) {
+			collectObserved(r, m, plan, read.cached ? Extraction() :
+			    runExtractor(plan.main, observed));
+		} else if (m.type == common::MetricType::StateSet) {
+			collectStateSet(r, m, runExtractor(plan.main, docs));
+		} else if (std::holds_alternative<TextExtractor>(plan.main)) {
+			// A text metric fails as a whole: no partial family.
+			Extraction x = runExtractor(plan.main, docs);
+			if (x.errorCount == 0)
+				r.families.push_back(std::move(x.family));
 			else if (m.valueOnError)
 				r.families.push_back(valueOnErrorFamily(m));
 			else
-				r.metricErrors.emplace_back(m.name,
-				    common::sanitizeUtf8(f.error().message));
-		} else if (auto *j = std::get_if<JsonExtractor>(&x)) {
-			addExtraction(r, m, j->extract(*json));
-		} else if (auto *e = std::get_if<XmlExtractor>(&x)) {
-			addExtraction(r, m, e->extract(*xml));
-		} else if (m.valueOnError) {
-			r.families.push_back(valueOnErrorFamily(m, config_.contentType));
+				r.metricErrors.emplace_back(m.name, x.summary());
 		} else {
-			r.metricErrors.emplace_back(m.name, compileErrors_[i]);
+			addExtraction(r, m, runExtractor(plan.main, docs));
 		}
 	}
+}
+
+// What observed metrics see of a read.  A text file is observed as a log:
+// only the complete lines appended since the previous read, all of it at
+// the first read or once the file was truncated or replaced (what was
+// observed is no longer its beginning), so that each line is observed
+// once.  Any other source is observed whole at each read; a read reused
+// from the cache is not observed again (the caller passes nothing).
+std::string_view Worker::Group::observationText(const SourceRead &read)
+{
+	std::string_view text = read.content;
+	if (config_.sourceType != SourceType::File || config_.contentType != ContentType::Text)
+		return text;
+	if (read.cached)
+		return {};
+	size_t from = 0;
+	if (observedSize_ > 0 && text.size() >= observedSize_ &&
+	    fnv1a(text.substr(0, observedSize_)) == observedHash_)
+		from = observedSize_;
+	size_t end = text.rfind('\n');
+	end = end == std::string_view::npos ? 0 : end + 1;
+	if (end <= from)
+		return {};
+	observedSize_ = end;
+	observedHash_ = fnv1a(text.substr(0, end));
+	return text.substr(from, end - from);
+}
+
+// A histogram the source counted: each part must match exactly once.
+void Worker::Group::collectMapped(GroupResult &r, const common::MetricConfig &m, Plan &plan,
+    const Documents &docs)
+{
+	MappedHistogram h;
+	h.cumulative = m.cumulative;
+	std::vector<common::Label> labels;
+	std::string problem;
+	auto one = [&](Extractor &x, const std::string &what) -> std::optional<double> {
+		Extraction e = runExtractor(x, docs);
+		if (e.errorCount > 0)
+			problem = what + ": " + e.summary();
+		else if (e.family.samples.size() != 1)
+			problem = what + " matched " + std::to_string(e.family.samples.size()) +
+			    " times; it must match once";
+		else {
+			labels = e.family.samples.front().labels;
+			return e.family.samples.front().value;
+		}
+		return std::nullopt;
+	};
+	size_t n = m.bucketFilters.size();
+	for (size_t k = 0; k < n && problem.empty(); k++) {
+		auto v = one(plan.parts[k], "bucket le=\"" + formatLe(m.bucketFilters[k].first) +
+		    "\"");
+		if (v)
+			h.buckets.emplace_back(m.bucketFilters[k].first, *v);
+	}
+	if (problem.empty() && !std::holds_alternative<std::monostate>(plan.parts[n]))
+		h.sum = one(plan.parts[n], "sum");
+	if (problem.empty() && !std::holds_alternative<std::monostate>(plan.parts[n + 1]))
+		h.count = one(plan.parts[n + 1], "count");
+	common::Family f = emptyFamily(m);
+	if (problem.empty()) {
+		if (auto ok = appendMappedHistogram(f, labels, h); !ok)
+			problem = ok.error().message;
+	}
+	if (!problem.empty())
+		r.metricErrors.emplace_back(m.name, common::sanitizeUtf8(problem));
+	else
+		r.families.push_back(std::move(f));
+}
+
+// Each value read is one observation; the family is every label set's
+// histogram or summary so far, sent at every cycle.
+void Worker::Group::collectObserved(GroupResult &r, const common::MetricConfig &m, Plan &plan,
+    Extraction x)
+{
+	uint64_t now = uv_now(worker_.loop_);
+	std::string problem;
+	for (const auto &s : x.family.samples) {
+		auto ok = plan.histogram ? plan.histogram->observe(s.labels, s.value) :
+		    plan.summary->observe(s.labels, s.value, now);
+		if (!ok && problem.empty())
+			problem = ok.error().message;
+	}
+	if (x.errorCount > 0)
+		r.metricErrors.emplace_back(m.name, x.summary());
+	else if (!problem.empty())
+		r.metricErrors.emplace_back(m.name, common::sanitizeUtf8(problem));
+	common::Family f = emptyFamily(m);
+	if (plan.histogram)
+		plan.histogram->render(f);
+	else
+		plan.summary->render(f, now);
+	if (!f.samples.empty())
+		r.families.push_back(std::move(f));
+}
+
+// The state read, as its index in states, becomes a series per state.
+void Worker::Group::collectStateSet(GroupResult &r, const common::MetricConfig &m, Extraction x)
+{
+	if (x.errorCount > 0)
+		r.metricErrors.emplace_back(m.name, x.summary());
+	if (!x.sendFamily())
+		return;
+	common::Family f = std::move(x.family);
+	f.type = common::MetricType::StateSet;
+	if (auto ok = expandStateSet(f, m.states); !ok) {
+		if (x.errorCount == 0)
+			r.metricErrors.emplace_back(m.name, common::sanitizeUtf8(ok.error().message));
+		return;
+	}
+	r.families.push_back(std::move(f));
 }
 
 // The group's constant labels on every sample that does not have its own.
@@ -442,8 +681,11 @@ void Worker::Group::finished(SourceRead read)
 	skipped_ = 0;
 	logTransition(r);
 	logMetricErrors(r);
-	if (!worker_.stopped_)
-		worker_.sink_(r);
+	if (worker_.stopped_)
+		return;
+	if (worker_.options_.explain)
+		worker_.options_.explain(config_, read, r);
+	worker_.sink_(r);
 }
 
 Worker::Worker(uv_loop_t *loop, common::ServiceConfig service, WorkerOptions options,

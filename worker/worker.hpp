@@ -12,6 +12,7 @@
 
 #include "common/config.hpp"
 #include "common/metric.hpp"
+#include "source.hpp"
 
 namespace pme::worker {
 
@@ -23,6 +24,10 @@ struct WorkerOptions {
 	// The worker's own HOME, USER, LOGNAME, SHELL, PATH: the base of every
 	// command's environment.
 	common::Pairs baseEnv;
+	// pmed --explain: called with each cycle's read and its result, just
+	// before the result goes to the sink.
+	std::function<void(const common::GroupConfig &, const SourceRead &,
+	    const common::GroupResult &)> explain;
 };
 
 // When a group first runs, in [0, interval): FNV-1a of "service/group"

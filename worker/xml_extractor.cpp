@@ -341,9 +341,9 @@ Result<XmlDocument> XmlDocument::parse(std::string_view text)
 Result<XmlExtractor> XmlExtractor::compile(const MetricConfig &metric,
     const common::Pairs &namespaces)
 {
-	if (metric.type == MetricType::Histogram || metric.type == MetricType::Summary)
-		return fail(std::string("type ") + common::toString(metric.type) +
-		    " cannot be read from one xml node");
+	if (metric.mappedHistogram())
+		return fail("a histogram read from the source has a filter per bucket, not one "
+		    "filter");
 	if (metric.filter.empty())
 		return fail("xml content needs a filter, an XPath such as /status/connections");
 	auto filter = common::compileXPath(metric.filter, namespaces);

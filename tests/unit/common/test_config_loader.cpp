@@ -852,12 +852,161 @@ TEST(Errors, SourcesAndFilters)
 	    "'multiline' is a setting of the whole group");
 }
 
-TEST(Errors, UnsupportedFeatures)
+TEST_GROUP(MetricTypes) {};
+
+// A text file group with one metric whose body is given.
+static std::string typed(const std::string &metric, const std::string &content = "text")
 {
-	for (const char *t : {"histogram", "summary", "stateset"})
-		expectError(std::string("services:\n  a:\n    standalone_metrics:\n"
-		    "      x: { value: 1, type: ") + t + " }\n", 4, 28, std::string("metric type ") +
-		    t + " is not supported by this version of pme");
+	return withGroup("        source_type: file\n        source: /var/log/x.log\n"
+	    "        content_type: " + content + "\n        metrics:\n          m:\n" + metric);
+}
+
+TEST(MetricTypes, ObservedHistogram)
+{
+	Config c = load(typed("            type: histogram\n            observe: true\n"
+	    "            buckets: [0.5, 1, 60]\n            filter: 'took (\\d+)s'\n"));
+	const MetricConfig &m = c.services[0].groups[0].metrics[0];
+	CHECK(m.type == MetricType::Histogram);
+	CHECK(m.observe);
+	CHECK(m.observed());
+	CHECK_FALSE(m.mappedHistogram());
+	LONGS_EQUAL(3, m.bucketBounds.size());
+	DOUBLES_EQUAL(60, m.bucketBounds[2], 0);
+}
+
+TEST(MetricTypes, MappedHistogramIsSortedByBound)
+{
+	Config c = load(typed("            type: histogram\n"
+	    "            buckets: { +Inf: '$.n', 1: '$.le1', 0.5: '$.le05' }\n"
+	    "            sum: '$.sum'\n            cumulative: false\n"
+	    "            labels: { path: '/' }\n", "json"));
+	const MetricConfig &m = c.services[0].groups[0].metrics[0];
+	CHECK(m.mappedHistogram());
+	LONGS_EQUAL(3, m.bucketFilters.size());
+	DOUBLES_EQUAL(0.5, m.bucketFilters[0].first, 0);
+	STRCMP_EQUAL("$.le05", m.bucketFilters[0].second.c_str());
+	CHECK(std::isinf(m.bucketFilters[2].first));
+	STRCMP_EQUAL("$.sum", m.sumFilter.c_str());
+	STRCMP_EQUAL("", m.countFilter.c_str());
+	CHECK_FALSE(m.cumulative);
+}
+
+TEST(MetricTypes, SummaryDefaultsAndSettings)
+{
+	Config c = load(typed("            type: summary\n            filter: 'took (\\d+)s'\n"));
+	const MetricConfig &d = c.services[0].groups[0].metrics[0];
+	LONGS_EQUAL(3, d.quantiles.size());
+	DOUBLES_EQUAL(0.99, d.quantiles[2], 0);
+	LONGS_EQUAL(600000, d.maxAge.count());
+	LONGS_EQUAL(5, d.ageBuckets);
+	c = load(typed("            type: summary\n            filter: 'took (\\d+)s'\n"
+	    "            quantiles: [0, 0.25, 1]\n            max_age: 2m\n"
+	    "            age_buckets: 4\n"));
+	const MetricConfig &m = c.services[0].groups[0].metrics[0];
+	LONGS_EQUAL(3, m.quantiles.size());
+	DOUBLES_EQUAL(0.25, m.quantiles[1], 0);
+	LONGS_EQUAL(120000, m.maxAge.count());
+	LONGS_EQUAL(4, m.ageBuckets);
+}
+
+TEST(MetricTypes, StateSet)
+{
+	Config c = load(typed("            type: stateset\n"
+	    "            states: [active, inactive, failed]\n"
+	    "            filter: '^ActiveState=(\\S+)'\n"));
+	const MetricConfig &m = c.services[0].groups[0].metrics[0];
+	CHECK(m.type == MetricType::StateSet);
+	LONGS_EQUAL(3, m.states.size());
+	STRCMP_EQUAL("failed", m.states[2].c_str());
+}
+
+TEST(MetricTypes, HistogramErrors)
+{
+	expectError("services:\n  a:\n    standalone_metrics:\n"
+	    "      x: { value: 1, type: histogram, observe: true, buckets: [1] }\n", 4, 28,
+	    "a histogram is read from a source: a static source has only constant values");
+	expectError(typed("            type: histogram\n            filter: x\n"), 9, 11,
+	    "metric 'm' needs 'buckets'");
+	expectError(typed("            type: histogram\n            filter: x\n"
+	    "            buckets: [1, 2]\n"), 12, 22, "add observe: true");
+	expectError(typed("            type: histogram\n            filter: x\n"
+	    "            observe: true\n            buckets: { 1: x }\n"), 13, 22,
+	    "with observe: true, 'buckets' is a list of upper bounds");
+	expectError(typed("            type: histogram\n            filter: x\n"
+	    "            observe: true\n            buckets: [1, 5, 2]\n"), 13, 22,
+	    "must increase: 2 comes after 5");
+	expectError(typed("            type: histogram\n            filter: x\n"
+	    "            observe: true\n            buckets: [1, .inf]\n"), 13, 22,
+	    "+Inf is always added");
+	expectError(typed("            type: histogram\n            filter: x\n"
+	    "            buckets: { 1: a, +Inf: b }\n"), 11, 21, "remove 'filter'");
+	expectError(typed("            type: histogram\n"
+	    "            buckets: { 1: a, 2: b }\n"), 11, 22,
+	    "needs 'count' or a +Inf bucket");
+	expectError(typed("            type: histogram\n"
+	    "            buckets: { 1: a, 1.0: b, +Inf: c }\n"), 11, 35, "bucket 1 of metric 'm' "
+	    "is given twice");
+	expectError(typed("            type: histogram\n"
+	    "            buckets: { one: a, +Inf: c }\n"), 11, 24, "bucket bound 'one' is not "
+	    "a number");
+	expectError(typed("            type: histogram\n"
+	    "            buckets: { 1: 'a(', +Inf: c }\n"), 11, 27, "invalid filter: missing "
+	    "closing parenthesis");
+	expectError(typed("            type: histogram\n"
+	    "            buckets: { 1: '$.a[', +Inf: '$.n' }\n", "json"), 11, 32,
+	    "invalid JSONPath filter");
+	expectError(typed("            type: histogram\n"
+	    "            buckets: { 1: 'a(\\d)', +Inf: 'n(\\d)' }\n"
+	    "            labels: { n: '$1' }\n"), 12, 26, "its labels are constant");
+	expectError(typed("            type: histogram\n            observe: true\n"
+	    "            buckets: [1]\n            filter: '(\\d+)'\n"
+	    "            value_on_error: 0\n"), 14, 29, "'value_on_error' is for counters and "
+	    "gauges");
+	expectError(typed("            type: histogram\n            observe: true\n"
+	    "            buckets: [1]\n            filter: '(\\d+)'\n"
+	    "            labels: { le: x }\n"), 14, 23, "label 'le' of metric 'm' is the "
+	    "buckets' own label");
+}
+
+TEST(MetricTypes, SummaryAndStateSetErrors)
+{
+	expectError(typed("            type: summary\n            filter: x\n"
+	    "            quantiles: [0.5, 1.5]\n"), 12, 24, "quantile 1.5 of metric 'm' is not "
+	    "between 0 and 1");
+	expectError(typed("            type: summary\n            filter: x\n"
+	    "            quantiles: [0.9, 0.5]\n"), 12, 24, "must increase: 0.5 comes after 0.9");
+	expectError(typed("            type: summary\n            filter: x\n"
+	    "            age_buckets: 0\n"), 12, 26, "a whole number from 1 to 100");
+	expectError(typed("            type: stateset\n            filter: x\n"), 9, 11,
+	    "metric 'm' needs 'states'");
+	expectError(typed("            type: stateset\n            filter: x\n"
+	    "            states: [a, b, a]\n"), 12, 21, "state 'a' of metric 'm' is listed twice");
+	expectError(typed("            type: stateset\n            filter: x\n"
+	    "            states: [a]\n            values: { a: 1 }\n"), 13, 21,
+	    "remove 'values'");
+	expectError(typed("            name: unit:state\n            type: stateset\n"
+	    "            filter: x\n            states: [a]\n"), 10, 19,
+	    "a label name cannot have ':'");
+	expectError(typed("            filter: x\n            states: [a]\n"), 11, 21,
+	    "'states' is for a stateset, and metric 'm' is a gauge (the default type)");
+	expectError(typed("            type: counter\n            filter: x\n"
+	    "            quantiles: [0.5]\n"), 12, 24, "'quantiles' is for a summary, and "
+	    "metric 'm' is a counter");
+}
+
+// A histogram x is exposed as x_bucket, x_sum and x_count.
+TEST(MetricTypes, SuffixClash)
+{
+	expectError("services:\n  a:\n    metric_groups:\n      g:\n"
+	    "        source_type: file\n        source: /f\n        metrics:\n"
+	    "          x: { type: summary, filter: 'a(\\d)' }\n"
+	    "          x_count: { filter: 'b(\\d)' }\n", 9, 11,
+	    "metric 'x_count' is also a series of the summary 'x'");
+	expectError("services:\n  a:\n    metric_groups:\n      g:\n"
+	    "        source_type: file\n        source: /f\n        metrics:\n"
+	    "          x_bucket: { filter: 'b(\\d)' }\n"
+	    "          x: { type: histogram, observe: true, buckets: [1], filter: 'a(\\d)' }\n",
+	    9, 11, "a histogram 'x' is exposed as x_bucket too");
 }
 
 TEST_GROUP(StructuredContent) {};

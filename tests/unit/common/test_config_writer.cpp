@@ -86,6 +86,26 @@ void checkMetric(const MetricConfig &want, const MetricConfig &got)
 		STRCMP_EQUAL(want.values[i].first.c_str(), got.values[i].first.c_str());
 		checkDouble(want.values[i].second, got.values[i].second);
 	}
+	CHECK_EQUAL(want.observe, got.observe);
+	LONGS_EQUAL(want.bucketBounds.size(), got.bucketBounds.size());
+	for (size_t i = 0; i < want.bucketBounds.size() && i < got.bucketBounds.size(); i++)
+		checkDouble(want.bucketBounds[i], got.bucketBounds[i]);
+	LONGS_EQUAL(want.bucketFilters.size(), got.bucketFilters.size());
+	for (size_t i = 0; i < want.bucketFilters.size() && i < got.bucketFilters.size(); i++) {
+		checkDouble(want.bucketFilters[i].first, got.bucketFilters[i].first);
+		STRCMP_EQUAL(want.bucketFilters[i].second.c_str(), got.bucketFilters[i].second.c_str());
+	}
+	STRCMP_EQUAL(want.sumFilter.c_str(), got.sumFilter.c_str());
+	STRCMP_EQUAL(want.countFilter.c_str(), got.countFilter.c_str());
+	CHECK_EQUAL(want.cumulative, got.cumulative);
+	LONGS_EQUAL(want.quantiles.size(), got.quantiles.size());
+	for (size_t i = 0; i < want.quantiles.size() && i < got.quantiles.size(); i++)
+		checkDouble(want.quantiles[i], got.quantiles[i]);
+	LONGS_EQUAL(want.maxAge.count(), got.maxAge.count());
+	LONGS_EQUAL(want.ageBuckets, got.ageBuckets);
+	LONGS_EQUAL(want.states.size(), got.states.size());
+	for (size_t i = 0; i < want.states.size() && i < got.states.size(); i++)
+		STRCMP_EQUAL(want.states[i].c_str(), got.states[i].c_str());
 }
 
 void checkGroup(const GroupConfig &want, const GroupConfig &got)

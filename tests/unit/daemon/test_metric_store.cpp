@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: ISC
-// MetricStore: checks against the config, counters, staleness, merging,
-// the rendered exposition and /health.
+// MetricStore: checks against the config, counters, histograms and
+// summaries, staleness, merging, the rendered exposition and /health.
 #include <jansson.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -972,4 +972,206 @@ services:
 	STRCMP_EQUAL(first.c_str(), body(false).c_str());
 	CHECK(first.find("x_one") < first.find("y_one"));
 	CHECK(first.find("y_one") < first.find("x_two"));
+}
+
+TEST_GROUP(Histograms)
+{
+	// web, group "status": http_seconds, a histogram read from the source;
+	// job_seconds, one the worker observes; rpc_seconds, a summary.
+	common::Config histograms()
+	{
+		common::MetricConfig observed = metric("job_seconds", MetricType::Histogram);
+		observed.observe = true;
+		observed.bucketBounds = {0.1, 1};
+		return config({service("web", {group("status", {
+		    metric("http_seconds", MetricType::Histogram), observed,
+		    metric("rpc_seconds", MetricType::Summary)})})});
+	}
+
+	// One histogram series with buckets 0.1, 1 and +Inf, then _sum and _count.
+	std::vector<common::Sample> series(std::vector<common::Label> labels, double le01,
+	    double le1, double inf, double sum, double count)
+	{
+		auto withLe = [&](const char *le) {
+			std::vector<common::Label> l = labels;
+			l.push_back({"le", le});
+			return l;
+		};
+		return {sample(le01, withLe("0.1"), "_bucket"), sample(le1, withLe("1"), "_bucket"),
+		    sample(inf, withLe("+Inf"), "_bucket"), sample(sum, labels, "_sum"),
+		    sample(count, labels, "_count")};
+	}
+
+	void feed(MetricStore &store, const std::string &name, std::vector<common::Sample> samples,
+	    double now)
+	{
+		applyOk(store, "web", result("status", {family(name, MetricType::Histogram,
+		    std::move(samples))}), now);
+	}
+
+	// "le=0.1 le=1 le=+Inf sum count" as exposed for one series; `labels`
+	// are its labels but le as the output writes them ("" for none).
+	std::string exposed(MetricStore &store, const std::string &name,
+	    const std::string &labels = "")
+	{
+		std::string text = render(store);
+		std::string first = labels.empty() ? "" : labels + ",";
+		std::string all = labels.empty() ? "" : "{" + labels + "}";
+		return valueOf(text, name + "_bucket{" + first + "le=\"0.1\"}") + " " +
+		    valueOf(text, name + "_bucket{" + first + "le=\"1\"}") + " " +
+		    valueOf(text, name + "_bucket{" + first + "le=\"+Inf\"}") + " " +
+		    valueOf(text, name + "_sum" + all) + " " + valueOf(text, name + "_count" + all);
+	}
+};
+
+TEST(Histograms, AGrowingHistogramIsExposedAsSent)
+{
+	MetricStore store(histograms());
+	feed(store, "http_seconds", series({}, 1, 2, 3, 1.5, 3), 100);
+	STRCMP_EQUAL("1 2 3 1.5 3", exposed(store, "http_seconds").c_str());
+	feed(store, "http_seconds", series({}, 2, 4, 7, 4.25, 7), 105);
+	STRCMP_EQUAL("2 4 7 4.25 7", exposed(store, "http_seconds").c_str());
+}
+
+TEST(Histograms, ADropOfTheCountIsAResetOfTheWholeSeries)
+{
+	MetricStore store(histograms());
+	feed(store, "http_seconds", series({}, 1, 3, 5, 10, 5), 100);
+	// The source restarted and saw 2 observations, both under 0.1: the
+	// le="0.1" bucket went up, yet it is part of the reset too.
+	feed(store, "http_seconds", series({}, 2, 2, 2, 0.5, 2), 105);
+	STRCMP_EQUAL("3 5 7 10.5 7", exposed(store, "http_seconds").c_str());
+	// After the reset the series grows from its new raw values.
+	feed(store, "http_seconds", series({}, 3, 4, 4, 1.5, 4), 110);
+	STRCMP_EQUAL("4 7 9 11.5 9", exposed(store, "http_seconds").c_str());
+}
+
+TEST(Histograms, OneBucketGoingDownIsEnoughForAReset)
+{
+	MetricStore store(histograms());
+	feed(store, "http_seconds", series({}, 3, 4, 5, 5, 5), 100);
+	// The count went up, but fewer observations are under 0.1 than before:
+	// the source restarted and has seen 6 since.
+	feed(store, "http_seconds", series({}, 1, 5, 6, 7, 6), 105);
+	STRCMP_EQUAL("4 9 11 12 11", exposed(store, "http_seconds").c_str());
+}
+
+TEST(Histograms, ASumGoingDownIsNotAReset)
+{
+	MetricStore store(histograms());
+	feed(store, "http_seconds", series({}, 1, 2, 2, 1, 2), 100);
+	// A negative observation: the sum goes down and follows.
+	feed(store, "http_seconds", series({}, 2, 3, 3, -4, 3), 105);
+	STRCMP_EQUAL("2 3 3 -4 3", exposed(store, "http_seconds").c_str());
+	feed(store, "http_seconds", series({}, 2, 3, 4, -2, 4), 110);
+	STRCMP_EQUAL("2 3 4 -2 4", exposed(store, "http_seconds").c_str());
+}
+
+TEST(Histograms, UnusableCountsAreSkippedAndAnInfiniteSumGoesOutAsSent)
+{
+	MetricStore store(histograms());
+	feed(store, "http_seconds", series({}, 1, 3, 5, 10, 5), 100);
+	feed(store, "http_seconds", series({}, 2, 3, 6, INFINITY, std::nan("")), 105);
+	STRCMP_EQUAL("2 3 6 +Inf 5", exposed(store, "http_seconds").c_str());
+	// A reset whose count could not be read: that count starts from zero
+	// at its next value instead of making a second reset.
+	feed(store, "http_seconds", series({}, 1, 1, 1, 0.5, std::nan("")), 110);
+	STRCMP_EQUAL("3 4 7 10.5 5", exposed(store, "http_seconds").c_str());
+	feed(store, "http_seconds", series({}, 1, 1, 2, 1, 2), 115);
+	STRCMP_EQUAL("3 4 8 11 7", exposed(store, "http_seconds").c_str());
+}
+
+TEST(Histograms, ASummaryResetsItsSumAndCountAndPassesItsQuantiles)
+{
+	MetricStore store(histograms());
+	auto summary = [&](double q5, double q9, double sum, double count, double now) {
+		applyOk(store, "web", result("status", {family("rpc_seconds", MetricType::Summary, {
+		    sample(q5, {{"quantile", "0.5"}}), sample(q9, {{"quantile", "0.9"}}),
+		    sample(sum, {}, "_sum"), sample(count, {}, "_count")})}), now);
+		std::string text = render(store);
+		return valueOf(text, "rpc_seconds{quantile=\"0.5\"}") + " " +
+		    valueOf(text, "rpc_seconds{quantile=\"0.9\"}") + " " +
+		    valueOf(text, "rpc_seconds_sum") + " " + valueOf(text, "rpc_seconds_count");
+	};
+	STRCMP_EQUAL("0.25 0.75 10 20", summary(0.25, 0.75, 10, 20, 100).c_str());
+	STRCMP_EQUAL("0.5 0.5 12 24", summary(0.5, 0.5, 12, 24, 105).c_str());
+	// The quantiles may go down as they like; the count going down is a
+	// reset, which the sum follows although it went up.
+	STRCMP_EQUAL("0.125 0.25 27 26", summary(0.125, 0.25, 15, 2, 110).c_str());
+}
+
+TEST(Histograms, StateSurvivesAWorkerRestart)
+{
+	MetricStore store(histograms());
+	store.setWorkerState("web", WorkerState::Running, 100, "", 99);
+	feed(store, "http_seconds", series({}, 10, 20, 30, 40, 30), 100);
+	feed(store, "job_seconds", series({}, 0, 1, 1, 0.5, 1), 100);
+	store.setWorkerState("web", WorkerState::Restarting, 100, "worker exited", 101);
+	store.countRestart("web");
+	store.setWorkerState("web", WorkerState::Starting, -1, "", 102);
+	store.setWorkerState("web", WorkerState::Running, 200, "", 103);
+	// The new worker reads the source's histogram where the old one left it...
+	feed(store, "http_seconds", series({}, 11, 21, 32, 42, 32), 104);
+	STRCMP_EQUAL("11 21 32 42 32", exposed(store, "http_seconds").c_str());
+	// ... and observes its own from zero: one observation again, in the
+	// same bucket, is one more, not the same one.
+	feed(store, "job_seconds", series({}, 0, 1, 1, 0.75, 1), 104);
+	STRCMP_EQUAL("0 2 2 1.25 2", exposed(store, "job_seconds").c_str());
+	feed(store, "job_seconds", series({}, 1, 2, 2, 0.875, 2), 109);
+	STRCMP_EQUAL("1 3 3 1.375 3", exposed(store, "job_seconds").c_str());
+	// A source restart after that is still a reset.
+	feed(store, "http_seconds", series({}, 1, 1, 1, 1, 1), 109);
+	STRCMP_EQUAL("12 22 33 43 33", exposed(store, "http_seconds").c_str());
+}
+
+// A log is observed whole by the next worker: its counts go on.
+TEST(Histograms, AnObservedLogContinuesAcrossAWorkerRestart)
+{
+	common::MetricConfig observed = metric("backup_seconds", MetricType::Histogram);
+	observed.observe = true;
+	observed.bucketBounds = {0.1, 1};
+	common::GroupConfig g = group("status", {observed});
+	g.sourceType = common::SourceType::File;
+	g.contentType = common::ContentType::Text;
+	MetricStore store(config({service("web", {g})}));
+	store.setWorkerState("web", WorkerState::Running, 100, "", 99);
+	feed(store, "backup_seconds", series({}, 0, 1, 2, 5.5, 2), 100);
+	store.setWorkerState("web", WorkerState::Restarting, 100, "worker exited", 101);
+	store.setWorkerState("web", WorkerState::Running, 200, "", 103);
+	// The whole log again, with one more line.
+	feed(store, "backup_seconds", series({}, 0, 2, 3, 6, 3), 104);
+	STRCMP_EQUAL("0 2 3 6 3", exposed(store, "backup_seconds").c_str());
+}
+
+TEST(Histograms, EachLabelSetIsResetOnItsOwn)
+{
+	MetricStore store(histograms());
+	auto both = [&](std::vector<common::Sample> a, std::vector<common::Sample> b, double now) {
+		a.insert(a.end(), b.begin(), b.end());
+		feed(store, "http_seconds", std::move(a), now);
+	};
+	both(series({{"path", "/a"}}, 1, 2, 3, 3, 3), series({{"path", "/b"}}, 4, 5, 6, 6, 6), 100);
+	both(series({{"path", "/a"}}, 1, 1, 1, 1, 1), series({{"path", "/b"}}, 5, 7, 8, 9, 8), 105);
+	STRCMP_EQUAL("2 3 4 4 4", exposed(store, "http_seconds", "path=\"/a\"").c_str());
+	STRCMP_EQUAL("5 7 8 9 8", exposed(store, "http_seconds", "path=\"/b\"").c_str());
+}
+
+TEST(Histograms, ImportedHistogramsKeepTheResetSemantics)
+{
+	MetricStore store(load(R"(
+services:
+  node:
+    metric_groups:
+      textfile:
+        source_type: file
+        source: /var/lib/node/textfile.prom
+        content_type: prometheus
+)"));
+	auto imported = [&](std::vector<common::Sample> samples, double now) {
+		applyOk(store, "node", result("textfile", {family("http_seconds",
+		    MetricType::Histogram, std::move(samples))}), now);
+	};
+	imported(series({}, 1, 3, 5, 10, 5), 100);
+	imported(series({}, 2, 2, 2, 12, 2), 105);
+	STRCMP_EQUAL("3 5 7 22 7", exposed(store, "http_seconds").c_str());
 }

@@ -374,13 +374,34 @@ TEST(TextExtraction, TooManyMatchesAreAMetricError)
 	STRCMP_EQUAL("filter matched more than 10000 times", msg.c_str());
 }
 
-TEST(TextExtraction, HistogramCannotBeReadFromText)
+TEST(TextExtraction, MappedHistogramHasNoSingleFilter)
 {
 	MetricConfig m = metric(R"((\d+))");
 	m.type = common::MetricType::Histogram;
 	auto x = TextExtractor::compile(m, false);
 	CHECK_FALSE(x);
-	STRCMP_EQUAL("type histogram cannot be read from text content", x.error().message.c_str());
+	STRCMP_EQUAL("a histogram read from the source has a filter per bucket, not one filter",
+	    x.error().message.c_str());
+}
+
+// Observations repeat labels and may be absent: neither is an error.
+TEST(TextExtraction, ObservationsMayRepeatAndBeAbsent)
+{
+	MetricConfig m = metric(R"(took (\d+)s)", {{"job", "backup"}});
+	m.type = common::MetricType::Histogram;
+	m.observe = true;
+	Family f = extract(m, "took 5s\ntook 7s\n");
+	LONGS_EQUAL(2, f.samples.size());
+	DOUBLES_EQUAL(7, f.samples[1].value, 0);
+	f = extract(m, "nothing new\n");
+	LONGS_EQUAL(0, f.samples.size());
+	m.type = common::MetricType::Summary;
+	m.observe = false;
+	LONGS_EQUAL(2, extract(m, "took 1s took 1s").samples.size());
+	// A gauge with the same filter refuses both.
+	m.type = common::MetricType::Gauge;
+	STRCMP_CONTAINS("matched twice", extractError(m, "took 1s took 1s").c_str());
+	STRCMP_EQUAL("filter matched nothing", extractError(m, "nothing").c_str());
 }
 
 TEST(TextExtraction, CountersCarryTheRawSourceValue)

@@ -402,3 +402,159 @@ TEST(Worker, StopKillsARunningCommand)
 	}
 	CHECK(gone);
 }
+
+namespace {
+
+// The value of the sample of f with suffix and label name=value.
+double sampleValue(const common::Family &f, const std::string &suffix,
+    const std::string &name = "", const std::string &value = "")
+{
+	for (const auto &s : f.samples) {
+		if (s.suffix != suffix)
+			continue;
+		for (const auto &l : s.labels)
+			if (name.empty() || (l.name == name && l.value == value))
+				return s.value;
+		if (name.empty())
+			return s.value;
+	}
+	FAIL(("no sample " + f.name + suffix + "{" + name + "=" + value + "}").c_str());
+	return 0;
+}
+
+} // namespace
+
+TEST(Worker, StateSetGivesASeriesPerState)
+{
+	GroupConfig g = commandGroup("unit", "printf 'ActiveState=failed\\nSubState=odd\\n'");
+	g.multiline = true;
+	MetricConfig state = metric("state", R"(^ActiveState=(\S+))");
+	state.type = common::MetricType::StateSet;
+	state.states = {"active", "failed", "inactive"};
+	g.metrics.push_back(state);
+	MetricConfig sub = metric("sub", R"(^SubState=(\S+))");
+	sub.type = common::MetricType::StateSet;
+	sub.states = {"running", "dead"};
+	g.metrics.push_back(sub);
+	service.groups.push_back(g);
+	collect(1);
+	const common::Family *f = family(results[0], "svc_state");
+	CHECK(f != nullptr);
+	CHECK(f->type == common::MetricType::StateSet);
+	LONGS_EQUAL(3, f->samples.size());
+	DOUBLES_EQUAL(0, sampleValue(*f, "", "svc_state", "active"), 0);
+	DOUBLES_EQUAL(1, sampleValue(*f, "", "svc_state", "failed"), 0);
+	DOUBLES_EQUAL(0, sampleValue(*f, "", "svc_state", "inactive"), 0);
+	// A state not listed is the metric's error, not a wrong series.
+	CHECK(family(results[0], "svc_sub") == nullptr);
+	LONGS_EQUAL(1, results[0].metricErrors.size());
+	STRCMP_CONTAINS("'odd'", results[0].metricErrors[0].second.c_str());
+}
+
+TEST(Worker, MappedHistogramReadsEachBucket)
+{
+	GroupConfig g = commandGroup("lat", "echo '{\"le1\": 2, \"le5\": 3, \"n\": 7, \"sum\": 2000}'");
+	g.contentType = common::ContentType::Json;
+	MetricConfig h = metric("latency_seconds", "");
+	h.type = common::MetricType::Histogram;
+	h.bucketFilters = {{1, "$.le1"}, {5, "$.le5"}};
+	h.countFilter = "$.n";
+	h.sumFilter = "$.sum";
+	h.scale = 0.001; // the sum is in milliseconds
+	h.cumulative = false;
+	h.labels = {{"path", "/"}};
+	g.metrics.push_back(h);
+	service.groups.push_back(g);
+	collect(1);
+	const common::Family *f = family(results[0], "svc_latency_seconds");
+	CHECK(f != nullptr);
+	CHECK(f->type == common::MetricType::Histogram);
+	DOUBLES_EQUAL(2, sampleValue(*f, "_bucket", "le", "1"), 0);
+	DOUBLES_EQUAL(5, sampleValue(*f, "_bucket", "le", "5"), 0);
+	DOUBLES_EQUAL(7, sampleValue(*f, "_bucket", "le", "+Inf"), 0);
+	DOUBLES_EQUAL(2, sampleValue(*f, "_sum"), 1e-12);
+	DOUBLES_EQUAL(7, sampleValue(*f, "_count"), 0);
+	LONGS_EQUAL(0, results[0].metricErrors.size());
+}
+
+TEST(Worker, MappedHistogramPartThatFailsIsTheMetricError)
+{
+	GroupConfig g = commandGroup("lat", "echo '{\"le1\": 9, \"n\": 7}'");
+	g.contentType = common::ContentType::Json;
+	MetricConfig h = metric("latency_seconds", "");
+	h.type = common::MetricType::Histogram;
+	h.bucketFilters = {{1, "$.le1"}, {5, "$.le5"}};
+	h.countFilter = "$.n";
+	g.metrics.push_back(h);
+	service.groups.push_back(g);
+	collect(1);
+	CHECK(family(results[0], "svc_latency_seconds") == nullptr);
+	LONGS_EQUAL(1, results[0].metricErrors.size());
+	STRCMP_CONTAINS("bucket le=\"5\": filter matched nothing",
+	    results[0].metricErrors[0].second.c_str());
+}
+
+// A log is observed line by line: what was observed is not observed again.
+TEST(Worker, ObservedHistogramSeesEachLogLineOnce)
+{
+	options.once = false;
+	std::string log = "/tmp/pme-worker-observe-" + std::to_string(getpid());
+	{
+		std::ofstream out(log);
+		out << "backup finished in 30s\nbackup finished in 400s\nbackup fini";
+	}
+	GroupConfig g;
+	g.key = "backup";
+	g.sourceType = common::SourceType::File;
+	g.source = log;
+	g.effectiveInterval = Millis(50);
+	MetricConfig h = metric("duration_seconds", R"(finished in (\d+)s)");
+	h.type = common::MetricType::Histogram;
+	h.observe = true;
+	h.bucketBounds = {60, 600};
+	g.metrics.push_back(h);
+	service.groups.push_back(g);
+	Worker w(&loop, service, options, [&](const GroupResult &r) {
+		results.push_back(r);
+		if (results.size() == 1) {
+			// The cut line ends, and one more comes.
+			std::ofstream out(log, std::ios::app);
+			out << "shed in 50s\nbackup finished in 20s\n";
+		}
+		if (results.size() >= 3)
+			w.stop();
+	});
+	w.start();
+	uv_run(&loop, UV_RUN_DEFAULT);
+	std::remove(log.c_str());
+	const common::Family *first = family(results[0], "svc_duration_seconds");
+	CHECK(first != nullptr);
+	DOUBLES_EQUAL(2, sampleValue(*first, "_count"), 0);
+	DOUBLES_EQUAL(1, sampleValue(*first, "_bucket", "le", "60"), 0);
+	const common::Family *last = family(results[2], "svc_duration_seconds");
+	DOUBLES_EQUAL(4, sampleValue(*last, "_count"), 0);
+	DOUBLES_EQUAL(3, sampleValue(*last, "_bucket", "le", "60"), 0);
+	DOUBLES_EQUAL(4, sampleValue(*last, "_bucket", "le", "600"), 0);
+	DOUBLES_EQUAL(500, sampleValue(*last, "_sum"), 0);
+	LONGS_EQUAL(0, results[2].metricErrors.size());
+}
+
+// Any other source is observed whole at each read.
+TEST(Worker, SummaryObservesEachRead)
+{
+	options.once = false;
+	GroupConfig g = commandGroup("req", "echo 'took 1s took 2s took 3s'");
+	g.effectiveInterval = Millis(50);
+	MetricConfig m = metric("request_seconds", R"(took (\d+)s)");
+	m.type = common::MetricType::Summary;
+	m.quantiles = {0.5, 1};
+	g.metrics.push_back(m);
+	service.groups.push_back(g);
+	collect(2);
+	const common::Family *f = family(results[1], "svc_request_seconds");
+	CHECK(f != nullptr);
+	DOUBLES_EQUAL(2, sampleValue(*f, "", "quantile", "0.5"), 0);
+	DOUBLES_EQUAL(3, sampleValue(*f, "", "quantile", "1"), 0);
+	DOUBLES_EQUAL(6, sampleValue(*f, "_count"), 0);
+	DOUBLES_EQUAL(12, sampleValue(*f, "_sum"), 0);
+}
