@@ -5,10 +5,12 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <string>
+#include <vector>
 
 #include <uv.h>
 
@@ -27,12 +29,17 @@ namespace log = common::log;
 void usage(FILE *out)
 {
 	std::fprintf(out,
-	    "usage: pmed [-dnv] [-f file] [--once] [--version] [--help]\n"
+	    "usage: pmed [-dnv] [-f file] [--once | --explain service[/group]]\n"
+	    "            [--version] [--help]\n"
 	    "  -d         stay in the foreground and log to stderr\n"
 	    "  -f file    configuration file (default " PME_CONFIG_PATH ")\n"
 	    "  -n         check the configuration and exit\n"
 	    "  -v         more verbose (debug messages)\n"
 	    "  --once     collect every group once, print the exposition, exit\n"
+	    "  --explain service[/group]\n"
+	    "             run that group (every group of the service without /group)\n"
+	    "             once as its user and show the data read, what each filter\n"
+	    "             matched, the samples and the errors\n"
 	    "  --version  print the version and exit\n"
 	    "  --help     print this help and exit\n");
 }
@@ -80,18 +87,75 @@ int checkOnly(const common::Config &config, daemon::PrivMode mode)
 	return EX_OK;
 }
 
+std::string joined(const std::vector<std::string> &words)
+{
+	std::string s;
+	for (const auto &w : words)
+		s += (s.empty() ? "" : ", ") + w;
+	return s;
+}
+
+// --explain SERVICE[/GROUP]: the service by name or key, the group by key.
+// An unknown one is a usage error that says what exists.
+bool explainTarget(const common::Config &config, const std::string &arg,
+    daemon::SupervisorOptions &opts)
+{
+	size_t slash = arg.find('/');
+	std::string service = arg.substr(0, slash);
+	std::string group = slash == std::string::npos ? "" : arg.substr(slash + 1);
+	const common::ServiceConfig *svc = nullptr;
+	std::vector<std::string> names;
+	for (const auto &s : config.services) {
+		names.push_back(s.name);
+		if (svc == nullptr && (s.name == service || s.key == service))
+			svc = &s;
+	}
+	if (svc == nullptr) {
+		std::string close = common::closestMatch(service, names);
+		std::fprintf(stderr, "pmed: --explain: %s has no service '%s'%s\n",
+		    config.path.c_str(),
+		    service.c_str(), close.empty() ? "" : ("; did you mean '" + close + "'?").c_str());
+		std::fprintf(stderr, "services: %s\n", names.empty() ? "(none)" : joined(names).c_str());
+		return false;
+	}
+	std::vector<std::string> groups;
+	for (const auto &g : svc->groups)
+		groups.push_back(g.key);
+	if (slash != std::string::npos &&
+	    std::find(groups.begin(), groups.end(), group) == groups.end()) {
+		std::string close = common::closestMatch(group, groups);
+		std::fprintf(stderr, "pmed: --explain: service '%s' has no group '%s'%s\n",
+		    svc->name.c_str(), group.c_str(),
+		    close.empty() ? "" : ("; did you mean '" + close + "'?").c_str());
+		std::fprintf(stderr, "groups of '%s': %s\n", svc->name.c_str(),
+		    groups.empty() ? "(none)" : joined(groups).c_str());
+		return false;
+	}
+	if (groups.empty()) {
+		std::fprintf(stderr, "pmed: --explain: service '%s' has no groups\n",
+		    svc->name.c_str());
+		return false;
+	}
+	opts.explain = true;
+	opts.explainService = svc->name;
+	opts.explainGroups = slash == std::string::npos ? groups : std::vector<std::string>{group};
+	return true;
+}
+
 int run(int argc, char **argv)
 {
-	enum { OptOnce = 1000, OptVersion, OptHelp };
+	enum { OptOnce = 1000, OptExplain, OptVersion, OptHelp };
 	static const struct option longopts[] = {
 		{"once", no_argument, nullptr, OptOnce},
+		{"explain", required_argument, nullptr, OptExplain},
 		{"version", no_argument, nullptr, OptVersion},
 		{"help", no_argument, nullptr, OptHelp},
 		{nullptr, 0, nullptr, 0},
 	};
-	bool foreground = false, check = false, once = false;
+	bool foreground = false, check = false, once = false, explain = false;
 	int verbose = 0;
 	std::string path = PME_CONFIG_PATH;
+	std::string explainArg;
 	int ch;
 	while ((ch = getopt_long(argc, argv, "df:nv", longopts, nullptr)) != -1) {
 		switch (ch) {
@@ -100,18 +164,22 @@ int run(int argc, char **argv)
 		case 'n': check = true; break;
 		case 'v': verbose++; break;
 		case OptOnce: once = true; break;
+		case OptExplain: explain = true; explainArg = optarg; break;
 		case OptVersion: std::printf("pmed %s\n", PME_VERSION); return EX_OK;
 		case OptHelp: usage(stdout); return EX_OK;
 		default: usage(stderr); return EX_USAGE;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc || (explain && (once || check))) {
+		if (explain && (once || check))
+			std::fprintf(stderr, "pmed: --explain goes with neither --once nor -n\n");
 		usage(stderr);
 		return EX_USAGE;
 	}
-	bool stayForeground = foreground || check || once || underSystemd();
+	bool stayForeground = foreground || check || once || explain || underSystemd();
 	log::init("pmed", log::defaultSink(stayForeground), verbose);
-	if (once && !foreground && std::getenv("JOURNAL_STREAM") == nullptr)
+	// --explain is for a terminal: its logs too, wherever pmed was started.
+	if (explain || (once && !foreground && std::getenv("JOURNAL_STREAM") == nullptr))
 		log::init("pmed", log::Sink::Stderr, verbose);
 
 	auto loaded = common::loadConfigFile(path);
@@ -126,6 +194,10 @@ int run(int argc, char **argv)
 	daemon::PrivMode mode = daemon::detectPrivMode();
 	if (check)
 		return checkOnly(config, mode);
+	daemon::SupervisorOptions opts;
+	opts.once = once;
+	if (explain && !explainTarget(config, explainArg, opts))
+		return EX_USAGE;
 
 	auto sup = daemon::supervisorIdentity(config, mode);
 	if (!sup)
@@ -137,10 +209,16 @@ int run(int argc, char **argv)
 	sopts.configPath = path;
 	sopts.workerPath = daemon::defaultWorkerPath();
 	sopts.configFlags = once ? PME_CONFIG_ONCE : 0;
+	if (explain) {
+		sopts.configFlags = PME_CONFIG_ONCE | PME_CONFIG_EXPLAIN;
+		sopts.explainService = opts.explainService;
+		if (opts.explainGroups.size() == 1)
+			sopts.explainGroup = opts.explainGroups.front();
+	}
 	sopts.mode = mode;
 	sopts.supervisor = *sup;
 	sopts.verbosity = verbose;
-	sopts.workerStderr = foreground || once;
+	sopts.workerStderr = foreground || once || explain;
 	log::info("pme %s starting (%s mode, %zu services)", PME_VERSION, daemon::toString(mode),
 	    config.services.size());
 	// The spawner is forked before anything else happens.
@@ -154,12 +232,14 @@ int run(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 
-	daemon::SupervisorOptions opts;
-	opts.once = once;
+	// The longest timeout of the groups that will run, plus room to start.
 	common::Millis longest{0};
 	for (const auto &s : config.services)
 		for (const auto &g : s.groups)
-			longest = std::max(longest, g.timeout);
+			if (!explain || (s.name == opts.explainService &&
+			    std::find(opts.explainGroups.begin(), opts.explainGroups.end(), g.key) !=
+			    opts.explainGroups.end()))
+				longest = std::max(longest, g.timeout);
 	opts.onceTimeoutMs = static_cast<uint64_t>(longest.count()) + 10000;
 
 	uv_loop_t loop;

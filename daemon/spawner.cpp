@@ -14,6 +14,8 @@
 //    itself, so a compromised supervisor cannot make a worker run anything
 //    that was not configured (SPEC §1 invariant 3);
 //  - RELOAD makes it re-read and re-validate the configuration file itself;
+//  - under pmed --explain it starts only the service being explained, and
+//    gives its worker only the group asked for, whatever START names;
 //  - it never parses data that came from a worker or a source: it writes to
 //    a worker's socket once (SERVICE_CONFIG) and then hands the socket to
 //    the supervisor (SCM_RIGHTS).
@@ -481,6 +483,19 @@ void Spawner::start(const std::string &name)
 	const common::ServiceConfig *service = config_.findService(name);
 	if (service == nullptr)
 		return refuse("no such service in the configuration");
+	if (!opts_.explainService.empty() && name != opts_.explainService)
+		return refuse("pmed --explain runs only service '" + opts_.explainService + "'");
+	// --explain SERVICE/GROUP: the worker is given that group alone.
+	common::ServiceConfig explained;
+	if (!opts_.explainGroup.empty()) {
+		explained = *service;
+		std::erase_if(explained.groups, [this](const common::GroupConfig &g) {
+			return g.key != opts_.explainGroup;
+		});
+		if (explained.groups.empty())
+			return refuse("it has no group '" + opts_.explainGroup + "'");
+		service = &explained;
+	}
 	for (const auto &wk : workers_)
 		if (wk.service == name)
 			return refuse("its worker is already running (pid " + std::to_string(wk.pid) + ")");

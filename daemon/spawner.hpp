@@ -62,6 +62,10 @@ struct SpawnerOptions {
 	// Workers log through LOG frames; their stderr is /dev/null unless
 	// pmed runs in the foreground (-d), where a crash message helps.
 	bool workerStderr = false;
+	// pmed --explain: the one service START may name, and when not empty
+	// the one group its worker is given.
+	std::string explainService;
+	std::string explainGroup;
 };
 
 // PRIVILEGED: fork the spawner.  The child switches to opts.supervisor

@@ -12,6 +12,14 @@
 // to stop that worker; the store keeps that service's last data (marked by
 // pme_source_up 0) and every other service is untouched.  A worker that
 // exits is restarted with exponential backoff.
+//
+// pmed --explain runs like --once with one service (the spawner refuses any
+// other): no listener, no restart.  Its worker sends EXPLAIN frames, the
+// report of each group, before the group's result; they are written to
+// stdout as they come, made safe for a terminal once more here (a worker is
+// not trusted to have done it) and bounded in total.  The tick ends the run
+// when every group asked for has reported, or at once when the worker could
+// not start or died, saying so on stdout after the reports.
 #include "supervisor.hpp"
 
 #include <sys/socket.h>
@@ -73,6 +81,36 @@ std::string sanitize(const std::string &s, size_t max)
 constexpr uint64_t kBackoffFirstMs = 1000;
 constexpr uint64_t kBackoffMaxMs = 300000;
 constexpr double kHealthyAfter = 60;   // seconds of running that reset backoff
+// Most report text one worker may send under --explain.
+constexpr size_t kMaxExplainBytes = 1024 * 1024;
+// --explain's exit status when a group failed or had a metric error.
+constexpr int kExitExplainFailed = 1;
+
+// EXPLAIN text for a terminal: the frame decoder let only UTF-8 without NUL
+// through; C0 controls but newline, DEL, and C1 controls (U+0080..U+009F,
+// CSI among them) are written as visible escapes.
+std::string terminalText(std::string_view s)
+{
+	static const char hex[] = "0123456789abcdef";
+	std::string out;
+	out.reserve(s.size());
+	for (size_t i = 0; i < s.size(); i++) {
+		auto c = static_cast<unsigned char>(s[i]);
+		if ((c < 0x20 && c != '\n') || c == 0x7f) {
+			out += "\\x";
+			out += hex[c >> 4];
+			out += hex[c & 0xf];
+		} else if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) < 0xa0) {
+			auto d = static_cast<unsigned char>(s[++i]);
+			out += "\\u00";
+			out += hex[d >> 4];
+			out += hex[d & 0xf];
+		} else {
+			out += static_cast<char>(c);
+		}
+	}
+	return out;
+}
 
 } // namespace
 
@@ -101,6 +139,7 @@ private:
 	Result<void> onHello(const pme_proto_frame &f);
 	Result<void> onGroup(const pme_proto_frame &f);
 	Result<void> onLog(const pme_proto_frame &f);
+	Result<void> onExplain(const pme_proto_frame &f);
 	Result<void> onBye(const pme_proto_frame &f);
 
 	Supervisor::Impl &sup_;
@@ -114,6 +153,7 @@ private:
 	bool hello_ = false;
 	bool bye_ = false;
 	uint64_t frames_ = 0;
+	size_t explainBytes_ = 0;
 	char buf_[64 * 1024];
 };
 
@@ -145,6 +185,10 @@ struct Supervisor::Impl {
 	bool spawnerGone = false;
 	int exitCode = 0;
 	double onceDeadline = 0;
+	// --explain: each group asked for that reported, and whether it
+	// succeeded without a metric error; why the run cannot complete.
+	std::map<std::string, bool> explained;
+	std::string explainProblem;
 
 	Impl(uv_loop_t *l, common::Config c, SpawnerHandle s, SupervisorOptions o)
 	    : loop(l), config(std::move(c)), spawner(std::move(s)), opts(o), store(config)
@@ -164,6 +208,9 @@ struct Supervisor::Impl {
 	void onSpawnerMessage(const pme_proto_frame &f, std::vector<common::UniqueFd> &fds);
 	void linkFailed(ServiceRuntime &svc, const std::string &why);
 	void onTick();
+	void finishExplain(double now);
+	void explainResult(const common::GroupResult &r);
+	void explainFailed(const std::string &why);
 	void reapSpawner();
 	void shutdown(int code);
 	void finish();
@@ -292,6 +339,7 @@ Result<void> WorkerLink::dispatch(const pme_proto_frame &f)
 		{PME_MSG_GROUP_DATA, &WorkerLink::onGroup},
 		{PME_MSG_GROUP_END, &WorkerLink::onGroup},
 		{PME_MSG_LOG, &WorkerLink::onLog},
+		{PME_MSG_EXPLAIN, &WorkerLink::onExplain},
 		{PME_MSG_BYE, &WorkerLink::onBye},
 	};
 	frames_++;
@@ -338,6 +386,26 @@ Result<void> WorkerLink::onGroup(const pme_proto_frame &f)
 	auto applied = sup_.store.apply(svc_.config->name, **r, wallNow());
 	if (!applied)
 		return fail("group '" + sanitize((*r)->group, 64) + "': " + applied.error().message);
+	if (sup_.opts.explain)
+		sup_.explainResult(**r);
+	return {};
+}
+
+Result<void> WorkerLink::onExplain(const pme_proto_frame &f)
+{
+	if (!sup_.opts.explain)
+		return fail("EXPLAIN, which a worker sends only under pmed --explain");
+	pme_proto_explain m;
+	int r = pme_proto_decode_explain(&f, &m);
+	if (r != 0)
+		return fail(std::string("EXPLAIN: ") + pme_proto_strerror(r));
+	explainBytes_ += m.text.len;
+	if (explainBytes_ > kMaxExplainBytes)
+		return fail("EXPLAIN: more than " + std::to_string(kMaxExplainBytes) +
+		    " bytes of report");
+	std::string text = terminalText({m.text.ptr, m.text.len});
+	fwrite(text.data(), 1, text.size(), stdout);
+	fflush(stdout);
 	return {};
 }
 
@@ -397,6 +465,8 @@ void Supervisor::Impl::stopService(ServiceRuntime &svc, const std::string &why)
 
 void Supervisor::Impl::linkFailed(ServiceRuntime &svc, const std::string &why)
 {
+	if (opts.explain)
+		explainFailed("the link to its worker failed: " + why);
 	if (why.rfind("protocol error", 0) == 0)
 		store.countProtocolError(svc.config->name);
 	stopService(svc, why);
@@ -406,7 +476,7 @@ void Supervisor::Impl::linkFailed(ServiceRuntime &svc, const std::string &why)
 
 void Supervisor::Impl::scheduleRestart(ServiceRuntime &svc)
 {
-	if (shuttingDown || opts.once)
+	if (shuttingDown || opts.once || opts.explain)
 		return;
 	double ran = wallNow() - svc.startedAt;
 	if (ran >= kHealthyAfter)
@@ -512,6 +582,10 @@ void Supervisor::Impl::onSpawnerMessage(const pme_proto_frame &f,
 		svc.state = WorkerState::Restarting;
 		store.setWorkerState(svc.config->name, WorkerState::Restarting, -1, "worker " + how,
 		    wallNow());
+		if (opts.explain && !expected)
+			explainFailed("its worker (pid " + std::to_string(m.pid) + ") " + how +
+			    (m.exit_code == EX_NOPERM ? " (its self check failed)" :
+			    m.exit_code == EX_CONFIG ? " (it rejected its configuration)" : ""));
 		scheduleRestart(svc);
 		return;
 	}
@@ -526,6 +600,8 @@ void Supervisor::Impl::onSpawnerMessage(const pme_proto_frame &f,
 		log::warnx("service '%s' not started: %s", it->first.c_str(), reason.c_str());
 		it->second.state = WorkerState::Refused;
 		store.setWorkerState(it->first, WorkerState::Refused, -1, reason, wallNow());
+		if (opts.explain)
+			explainFailed("its worker was not started: " + reason);
 		return;
 	}
 	case PME_MSG_RELOADED: {
@@ -544,10 +620,62 @@ void Supervisor::Impl::onSpawnerMessage(const pme_proto_frame &f,
 	log::warnx("protocol error: from the spawner: %s", pme_proto_strerror(r));
 }
 
+void Supervisor::Impl::explainResult(const common::GroupResult &r)
+{
+	const auto &want = opts.explainGroups;
+	if (std::find(want.begin(), want.end(), r.group) == want.end())
+		return;
+	// Only a group's first cycle is explained; a later one changes nothing.
+	explained.emplace(r.group, r.ok && r.metricErrors.empty());
+}
+
+void Supervisor::Impl::explainFailed(const std::string &why)
+{
+	if (explainProblem.empty() && explained.size() < opts.explainGroups.size())
+		explainProblem = why;
+}
+
+// Called from the tick, never from a link's callback: shutting down
+// destroys the links.
+void Supervisor::Impl::finishExplain(double now)
+{
+	bool done = explained.size() == opts.explainGroups.size();
+	if (!done && explainProblem.empty() && now < onceDeadline)
+		return;
+	if (!done) {
+		std::string missing;
+		for (const auto &g : opts.explainGroups)
+			if (!explained.contains(g))
+				missing += (missing.empty() ? "" : ", ") + g;
+		std::string why = !explainProblem.empty() ? explainProblem : log::format(
+		    "no report within %.0fs (the longest timeout, plus 10s)",
+		    static_cast<double>(opts.onceTimeoutMs) / 1000);
+		std::printf("== %s: not explained ==\nservice %s: %s\ngroups without a report: %s\n",
+		    opts.explainService.c_str(), opts.explainService.c_str(),
+		    terminalText(why).c_str(), missing.c_str());
+		fflush(stdout);
+	}
+	if (done && opts.explainGroups.size() > 1) {
+		std::string summary;
+		for (const auto &g : opts.explainGroups)
+			summary += (summary.empty() ? "" : ", ") + g +
+			    (explained[g] ? " ok" : " FAILED");
+		std::printf("== %s: %s ==\n", opts.explainService.c_str(), summary.c_str());
+		fflush(stdout);
+	}
+	bool ok = done && std::all_of(explained.begin(), explained.end(),
+	    [](const auto &e) { return e.second; });
+	shutdown(ok ? 0 : kExitExplainFailed);
+}
+
 void Supervisor::Impl::onTick()
 {
 	double now = wallNow();
 	store.expire(now);
+	if (opts.explain) {
+		finishExplain(now);
+		return;
+	}
 	if (!opts.once)
 		return;
 	bool done = store.allGroupsReported();
@@ -668,7 +796,7 @@ HttpResponse Supervisor::Impl::route(const HttpRequest &req, bool healthOnly)
 
 Result<void> Supervisor::Impl::start()
 {
-	if (!opts.once) {
+	if (!opts.once && !opts.explain) {
 		std::vector<std::pair<std::string, bool>> listeners;
 		for (const auto &a : config.exporter.listen)
 			listeners.emplace_back(a, false);
@@ -726,10 +854,11 @@ Result<void> Supervisor::Impl::start()
 	uv_timer_start(tick.get(), [](uv_timer_t *t) noexcept {
 		if (auto *self = static_cast<Impl *>(t->data))
 			self->onTick();
-	}, opts.once ? 100 : 1000, opts.once ? 100 : 1000);
+	}, opts.once || opts.explain ? 100 : 1000, opts.once || opts.explain ? 100 : 1000);
 
 	for (auto &[name, svc] : services)
-		startService(svc);
+		if (!opts.explain || name == opts.explainService)
+			startService(svc);
 #if PME_HAVE_SYSTEMD
 	sd_notify(0, "READY=1");
 #endif

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/config.hpp"
 #include "common/error.hpp"
@@ -15,7 +16,13 @@ namespace pme::daemon {
 
 struct SupervisorOptions {
 	bool once = false;            // --once: print one exposition and exit
-	uint64_t onceTimeoutMs = 0;   // give up waiting for groups after this
+	uint64_t onceTimeoutMs = 0;   // give up waiting for groups after this (--explain too)
+	// --explain: start only this service, print the EXPLAIN text its
+	// worker sends, exit when these groups have reported: 0 when each
+	// succeeded without a metric error, 1 otherwise.
+	bool explain = false;
+	std::string explainService;
+	std::vector<std::string> explainGroups;
 };
 
 class Supervisor {

@@ -80,6 +80,7 @@ pme_proto_type_known(uint8_t type)
 	case PME_MSG_GROUP_END:
 	case PME_MSG_LOG:
 	case PME_MSG_BYE:
+	case PME_MSG_EXPLAIN:
 	case PME_MSG_SERVICE_CONFIG:
 	case PME_MSG_START:
 	case PME_MSG_STOP:

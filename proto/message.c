@@ -66,6 +66,13 @@ pme_proto_encode_log(struct pme_proto_writer *w, uint8_t priority,
 }
 
 void
+pme_proto_encode_explain(struct pme_proto_writer *w, const char *text, size_t len)
+{
+	pme_proto_writer_begin(w, PME_MSG_EXPLAIN);
+	pme_proto_put_str(w, text, len);
+}
+
+void
 pme_proto_encode_empty(struct pme_proto_writer *w, uint8_t type)
 {
 	pme_proto_writer_begin(w, type);
@@ -321,6 +328,17 @@ pme_proto_decode_log(const struct pme_proto_frame *f, struct pme_proto_log *m)
 }
 
 int
+pme_proto_decode_explain(const struct pme_proto_frame *f, struct pme_proto_explain *m)
+{
+	struct pme_proto_reader r;
+
+	if (start(&r, f, PME_MSG_EXPLAIN) != 0)
+		return r.error;
+	pme_proto_get_str(&r, &m->text);
+	return pme_proto_reader_end(&r);
+}
+
+int
 pme_proto_decode_service_config(const struct pme_proto_frame *f,
     struct pme_proto_service_config *m)
 {
@@ -344,7 +362,8 @@ pme_proto_decode_service_config(const struct pme_proto_frame *f,
 	m->groups.error = 0;
 	r.p += span;
 	r.left -= span;
-	if (pme_proto_get_u32(&r, &m->flags) == 0 && (m->flags & ~PME_CONFIG_ONCE) != 0)
+	if (pme_proto_get_u32(&r, &m->flags) == 0 &&
+	    (m->flags & ~(PME_CONFIG_ONCE | PME_CONFIG_EXPLAIN)) != 0)
 		fail(&r, PME_PROTO_EVALUE);
 	pme_proto_get_str(&r, &m->config);
 	return pme_proto_reader_end(&r);

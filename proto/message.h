@@ -33,6 +33,10 @@ enum pme_proto_type {
 	PME_MSG_LOG = 0x05,
 	/* empty: the worker is leaving on purpose */
 	PME_MSG_BYE = 0x06,
+	/* str text: one piece of a pmed --explain report, sent only under
+	 * PME_CONFIG_EXPLAIN, before the result it explains; a long report
+	 * comes as several frames, in order */
+	PME_MSG_EXPLAIN = 0x07,
 
 	/* str service, u32 uid, u32 gid, u32 ngroups, ngroups x u32,
 	 * u32 flags (PME_CONFIG_*), str config (YAML) */
@@ -57,6 +61,8 @@ enum pme_proto_type {
 
 /* SERVICE_CONFIG flags. */
 #define PME_CONFIG_ONCE 0x1u     /* run every group at once, no start spread */
+#define PME_CONFIG_EXPLAIN 0x2u  /* pmed --explain: report each group's first
+                                  * cycle in EXPLAIN frames; implies ONCE */
 
 /* Records inside GROUP_DATA. */
 enum pme_proto_record_kind {
@@ -111,6 +117,10 @@ struct pme_proto_group_end {
 struct pme_proto_log {
 	uint8_t priority;
 	struct pme_proto_str message;
+};
+
+struct pme_proto_explain {
+	struct pme_proto_str text;
 };
 
 struct pme_proto_service_config {
@@ -173,6 +183,7 @@ int pme_proto_decode_hello(const struct pme_proto_frame *f, struct pme_proto_hel
 int pme_proto_decode_group_begin(const struct pme_proto_frame *f, struct pme_proto_group_begin *m);
 int pme_proto_decode_group_end(const struct pme_proto_frame *f, struct pme_proto_group_end *m);
 int pme_proto_decode_log(const struct pme_proto_frame *f, struct pme_proto_log *m);
+int pme_proto_decode_explain(const struct pme_proto_frame *f, struct pme_proto_explain *m);
 int pme_proto_decode_service_config(const struct pme_proto_frame *f, struct pme_proto_service_config *m);
 int pme_proto_decode_name(const struct pme_proto_frame *f, struct pme_proto_name *m); /* START, STOP */
 int pme_proto_decode_worker_ready(const struct pme_proto_frame *f, struct pme_proto_worker_ready *m);
@@ -203,6 +214,9 @@ void pme_proto_encode_group_end(struct pme_proto_writer *w, int ok, double durat
     int32_t http_status, double response_seconds);
 void pme_proto_encode_log(struct pme_proto_writer *w, uint8_t priority,
     const char *msg, size_t len);
+/* The text must be UTF-8 without NUL and fit one frame: a caller with a
+ * longer report splits it (at character boundaries) over several frames. */
+void pme_proto_encode_explain(struct pme_proto_writer *w, const char *text, size_t len);
 void pme_proto_encode_empty(struct pme_proto_writer *w, uint8_t type);
 void pme_proto_encode_name(struct pme_proto_writer *w, uint8_t type,
     const char *service, size_t len);

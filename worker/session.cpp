@@ -10,6 +10,13 @@
 // uv_poll_init makes the descriptor non-blocking, which is undone at once
 // (the poll only needs readiness, and reads use MSG_DONTWAIT).
 //
+// pmed --explain (PME_CONFIG_EXPLAIN): the report of a group's first cycle
+// (explain.cpp) goes out as EXPLAIN frames right before that cycle's
+// result, so the supervisor has the whole report when the result tells it
+// the group is done.  Later cycles are not explained, and once every group
+// has been, the worker stops collecting: a group with a short interval
+// would otherwise run again while a slow one is still being waited for.
+//
 // Shutting down closes every handle and kills running commands; the loop
 // then drains.  Should something hold it (a file read stuck in the kernel
 // on a thread of libuv's pool), a grace timer gives up after two seconds
@@ -41,6 +48,8 @@ namespace log = common::log;
 namespace {
 
 constexpr size_t kMaxLogLine = 4000;
+// One EXPLAIN frame's text: well under a worker frame's payload.
+constexpr size_t kExplainChunk = 16 * 1024;
 constexpr uint64_t kGraceMs = 2000;
 
 } // namespace
@@ -100,6 +109,23 @@ void Session::sendResult(const common::GroupResult &result)
 			return;
 	}
 	sendFrame(wire.data(), wire.size());
+}
+
+void Session::explain(const common::ServiceConfig &service, const common::GroupConfig &group,
+    const SourceRead &read, const common::GroupResult &result)
+{
+	if (!explainAs_ || !explained_.insert(group.key).second)
+		return;
+	std::string report = explainReport(service, group, read, result, *explainAs_);
+	for (const auto &chunk : explainChunks(report, kExplainChunk)) {
+		common::FrameWriter w;
+		pme_proto_encode_explain(w.get(), chunk.data(), chunk.size());
+		if (!common::writeFrame(fd_, *w)) {
+			linkBroken_ = true;
+			shutdown();
+			return;
+		}
+	}
 }
 
 std::optional<Session::Received> Session::receiveConfig()
@@ -170,6 +196,9 @@ int Session::run()
 		log::line(log::Error, ok.error().message);
 		return kExitNoPerm;
 	}
+	// The user and group databases may be out of the sandbox's reach.
+	if ((received->flags & PME_CONFIG_EXPLAIN) != 0)
+		explainAs_ = currentExplainIdentity();
 	// Before anything is collected, and while the worker has one thread
 	// (the event loop's thread pool starts later): see sandbox.cpp.
 	auto sandbox = applySandbox(service->sandbox);
@@ -203,13 +232,24 @@ int Session::serve(const Received &received)
 	}
 	loop_ = &loop;
 
+	const common::ServiceConfig *service = received.config.findService(service_);
 	WorkerOptions options;
-	options.once = (received.flags & PME_CONFIG_ONCE) != 0;
+	options.once = (received.flags & (PME_CONFIG_ONCE | PME_CONFIG_EXPLAIN)) != 0;
 	options.globalInterval = received.config.exporter.interval;
 	options.baseEnv = ownEnvironment();
-	const common::ServiceConfig *service = received.config.findService(service_);
+	if (explainAs_) {
+		explainGroups_ = service->groups.size();
+		options.explain = [this, service](const common::GroupConfig &g,
+		    const SourceRead &read, const common::GroupResult &r) {
+			explain(*service, g, read, r);
+		};
+	}
 	worker_ = std::make_unique<Worker>(&loop, *service, options,
-	    [this](const common::GroupResult &r) { sendResult(r); });
+	    [this](const common::GroupResult &r) {
+		sendResult(r);
+		if (explainAs_ && explained_.size() == explainGroups_ && worker_)
+			worker_->stop();
+	});
 
 	poll_.emplace();
 	uv_poll_init(&loop, poll_->get(), fd_);

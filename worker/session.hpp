@@ -7,11 +7,13 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "common/config.hpp"
 #include "common/metric.hpp"
 #include "common/uv_handle.hpp"
+#include "explain.hpp"
 #include "worker.hpp"
 
 namespace pme::worker {
@@ -38,6 +40,9 @@ constexpr int kSupervisorFd = 3;
 //      LOG frames (every log line goes to the supervisor);
 //   4. stop at EOF or a failed write (the supervisor is gone), or at
 //      SIGTERM/SIGINT after sending BYE; running commands are killed.
+// Under PME_CONFIG_EXPLAIN (pmed --explain) each group's first cycle is
+// also described in EXPLAIN frames sent just before its result, and the
+// worker stops collecting once every group has been explained.
 class Session {
 public:
 	// fd: the connected supervisor socket (not owned).
@@ -62,6 +67,8 @@ private:
 	int serve(const Received &received);
 	void sendLog(int level, const std::string &line);
 	void sendResult(const common::GroupResult &result);
+	void explain(const common::ServiceConfig &service, const common::GroupConfig &group,
+	    const SourceRead &read, const common::GroupResult &result);
 	void sendFrame(const uint8_t *data, size_t len);
 	void shutdown();
 
@@ -75,6 +82,11 @@ private:
 	bool linkBroken_ = false;
 	bool inLog_ = false;
 	bool stopping_ = false;
+	// pmed --explain: who this worker runs as (looked up before the
+	// sandbox), and the groups explained so far.
+	std::optional<ExplainIdentity> explainAs_;
+	std::set<std::string> explained_;
+	size_t explainGroups_ = 0;
 	uv_loop_t *loop_ = nullptr;
 	std::unique_ptr<Worker> worker_;
 	std::optional<UvHandle<uv_poll_t>> poll_;

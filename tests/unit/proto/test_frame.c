@@ -327,7 +327,7 @@ test_bad_magic_version_type(void **state)
 	check_bad_header(h, 64, PME_PROTO_EVERSION);
 	put_header(h, 'P', 'M', PME_PROTO_VERSION, 0x00, 0);
 	check_bad_header(h, 64, PME_PROTO_ETYPE);
-	put_header(h, 'P', 'M', PME_PROTO_VERSION, 0x07, 0);
+	put_header(h, 'P', 'M', PME_PROTO_VERSION, 0x1f, 0);
 	check_bad_header(h, 64, PME_PROTO_ETYPE);
 	put_header(h, 'P', 'M', PME_PROTO_VERSION, 0xff, 0);
 	check_bad_header(h, 64, PME_PROTO_ETYPE);

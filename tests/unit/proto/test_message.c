@@ -754,6 +754,68 @@ test_sample_builder(void **state)
 	assert_memory_equal(w->buf + PME_PROTO_HEADER_SIZE, want, sizeof(want));
 }
 
+/* EXPLAIN: text that is UTF-8 (control characters are the supervisor's
+ * business), refused when not, and the EXPLAIN config flag. */
+static void
+test_explain(void **state)
+{
+	static const char text[] = "== app/stats ==\n  | caf\xc3\xa9\ttab\n";
+	struct fixture *fx = *state;
+	struct pme_proto_writer *w = &fx->w;
+	const struct pme_proto_frame *f;
+	struct pme_proto_explain m;
+	struct pme_proto_service_config c;
+	struct pme_proto_log l;
+	char *big;
+	size_t max;
+
+	pme_proto_encode_explain(w, text, strlen(text));
+	f = send_recv(fx);
+	assert_int_equal(f->type, PME_MSG_EXPLAIN);
+	assert_int_equal(pme_proto_decode_explain(f, &m), 0);
+	assert_str(m.text, text);
+	/* Not a LOG, and a LOG is not an EXPLAIN. */
+	assert_int_equal(pme_proto_decode_log(f, &l), PME_PROTO_ETYPE);
+	pme_proto_encode_log(w, 6, "x", 1);
+	assert_int_equal(pme_proto_decode_explain(send_recv(fx), &m), PME_PROTO_ETYPE);
+
+	pme_proto_encode_explain(w, "", 0);
+	assert_int_equal(pme_proto_decode_explain(send_recv(fx), &m), 0);
+	assert_int_equal(m.text.len, 0);
+
+	pme_proto_encode_explain(w, "bad \xff byte", 10);
+	assert_int_equal(pme_proto_decode_explain(send_recv(fx), &m), PME_PROTO_EUTF8);
+	pme_proto_encode_explain(w, "nul\0", 4);
+	assert_int_equal(pme_proto_decode_explain(send_recv(fx), &m), PME_PROTO_EUTF8);
+	pme_proto_encode_explain(w, "ok", 2);
+	pme_proto_put_u8(w, 0);
+	assert_int_equal(pme_proto_decode_explain(send_recv(fx), &m), PME_PROTO_ETRAILING);
+
+	/* A piece must fit a worker frame: one byte more is refused by the
+	 * writer, so the sender has to split. */
+	max = PME_PROTO_MAX_PAYLOAD - 4;
+	big = malloc(max + 1);
+	assert_non_null(big);
+	memset(big, 'x', max + 1);
+	pme_proto_writer_free(w);
+	pme_proto_writer_init(w, PME_PROTO_MAX_PAYLOAD);
+	pme_proto_encode_explain(w, big, max);
+	assert_int_equal(pme_proto_decode_explain(send_recv(fx), &m), 0);
+	assert_int_equal(m.text.len, max);
+	pme_proto_encode_explain(w, big, max + 1);
+	assert_int_equal(pme_proto_writer_finish(w), PME_PROTO_ELIMIT);
+	free(big);
+
+	pme_proto_writer_free(w);
+	pme_proto_writer_init(w, PME_PROTO_HARD_MAX_PAYLOAD);
+	pme_proto_encode_service_config(w, "s", 1, 0, 0, NULL, 0,
+	    PME_CONFIG_ONCE | PME_CONFIG_EXPLAIN, "", 0);
+	assert_int_equal(pme_proto_decode_service_config(send_recv(fx), &c), 0);
+	assert_int_equal(c.flags, PME_CONFIG_ONCE | PME_CONFIG_EXPLAIN);
+	pme_proto_encode_service_config(w, "s", 1, 0, 0, NULL, 0, 0x4, "", 0);
+	assert_int_equal(pme_proto_decode_service_config(send_recv(fx), &c), PME_PROTO_EVALUE);
+}
+
 int
 main(void)
 {
@@ -761,6 +823,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_hello, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_begin_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_bye_reload, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_explain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_config_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spawner_messages, setup, teardown),
