@@ -785,8 +785,15 @@ void Loader::validateGroup(ServiceDraft &sd, GroupDraft &gd)
 		bool filters = false;
 		for (const auto &md : gd.metrics)
 			filters = filters || md.filterNode;
+		auto startsWith = [&](const char *p) {
+			return gd.sourceNode->isScalar() && text(gd.sourceNode).rfind(p, 0) == 0;
+		};
 		if (gd.commandNode) {
 			g.sourceType = SourceType::Command;
+		} else if (gd.sourceNode && (startsWith("http://") || startsWith("https://") ||
+		    startsWith("unix:"))) {
+			// A URL says what it is.
+			g.sourceType = SourceType::Http;
 		} else if (!gd.sourceNode && !filters) {
 			g.sourceType = SourceType::Static;
 		} else {

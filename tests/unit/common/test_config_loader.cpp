@@ -852,6 +852,18 @@ TEST(Errors, SourcesAndFilters)
 	    "'multiline' is a setting of the whole group");
 }
 
+TEST(Errors, AUrlIsAnHttpSource)
+{
+	Config c = load(withGroup("        source: http://127.0.0.1:8080/status\n"
+	    "        metrics: { m: { filter: '(\\d+)' } }\n"));
+	CHECK(c.services[0].groups[0].sourceType == SourceType::Http);
+	c = load(withGroup("        source: unix:/run/app.sock:/metrics\n"
+	    "        content_type: prometheus\n"));
+	CHECK(c.services[0].groups[0].sourceType == SourceType::Http);
+	expectError(withGroup("        source: https://example.org/status\n"
+	    "        metrics: { m: { filter: x } }\n"), 5, 17, "https");
+}
+
 TEST_GROUP(MetricTypes) {};
 
 // A text file group with one metric whose body is given.
