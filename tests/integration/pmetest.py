@@ -3,6 +3,7 @@
 # temporary configuration, talk HTTP to it, inspect its processes.
 import http.client
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -47,7 +48,8 @@ class Workdir:
     def config(self, text, port=None, name="pme.yml"):
         text = textwrap.dedent(text)
         header = ""
-        if "exporter:" not in text:
+        # A top-level exporter: key, not one that ends in it (node_exporter:).
+        if not re.search(r"^exporter:", text, re.M):
             header = "exporter:\n"
             if port is not None:
                 header += f'  listen: ["127.0.0.1:{port}"]\n'
