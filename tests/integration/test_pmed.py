@@ -457,6 +457,123 @@ def test_root_mode():
         w.cleanup()
 
 
+TYPES = """
+services:
+  jobs:
+    metric_prefix: jobs_
+    metric_groups:
+      log:
+        source_type: file
+        source: {log}
+        metrics:
+          run_seconds:
+            type: histogram
+            observe: true
+            buckets: [10, 100]
+            filter: 'run (?<kind>\\w+) took (?<value>\\d+)s'
+            labels: {{ kind: "${{kind}}" }}
+          run_summary_seconds:
+            type: summary
+            filter: 'run \\w+ took (\\d+)s'
+            quantiles: [0.5, 1]
+      api:
+        source_type: command
+        source: [cat, {api}]
+        content_type: json
+        metrics:
+          latency_seconds:
+            type: histogram
+            buckets: {{ 0.1: '$.lat.fast', 1: '$.lat.slow' }}
+            count: '$.lat.n'
+            sum: '$.lat.total_ms'
+            scale: 0.001
+            cumulative: false
+          state:
+            type: stateset
+            states: [green, yellow, red]
+            filter: '$.status'
+    standalone_metrics:
+      build_info: {{ source_type: static, type: info, labels: {{ version: "2.1" }} }}
+"""
+
+
+def test_metric_types():
+    """Every metric type, valid for promtool, with counts that survive a worker restart."""
+    w, port = Workdir(), free_port()
+    log = w.file("jobs.log", "run full took 50s\nrun incr took 5s\nrun incr took 7s\n")
+    api = w.file("api.json", '{"lat": {"fast": 3, "slow": 2, "n": 6, "total_ms": 2500},'
+                 ' "status": "yellow"}')
+    config = w.config(TYPES.format(log=log, api=api), port)
+    promtool = shutil.which("promtool")
+    pmed = None
+    try:
+        r = run_pmed("--once", "-f", config)
+        assert r.returncode == 0, f"--once exit {r.returncode}: {r.stderr}"
+        body = r.stdout
+        assert value(body, "jobs_run_seconds_bucket", kind="incr", le="10") == 2, body
+        assert value(body, "jobs_run_seconds_bucket", kind="full", le="10") == 0, body
+        assert value(body, "jobs_run_seconds_bucket", kind="full", le="100") == 1, body
+        assert value(body, "jobs_run_seconds_bucket", kind="full", le="+Inf") == 1, body
+        assert value(body, "jobs_run_seconds_sum", kind="incr") == 12, body
+        assert value(body, "jobs_run_summary_seconds", quantile="0.5") == 7, body
+        assert value(body, "jobs_run_summary_seconds_count") == 3, body
+        assert value(body, "jobs_latency_seconds_bucket", le="0.1") == 3, body
+        assert value(body, "jobs_latency_seconds_bucket", le="1") == 5, body
+        assert value(body, "jobs_latency_seconds_bucket", le="+Inf") == 6, body
+        assert value(body, "jobs_latency_seconds_sum") == 2.5, body
+        assert value(body, "jobs_state", jobs_state="yellow") == 1, body
+        assert value(body, "jobs_state", jobs_state="red") == 0, body
+        assert "# TYPE jobs_state gauge" in body, body
+        assert "# TYPE jobs_run_seconds histogram" in body, body
+        assert "# TYPE jobs_run_summary_seconds summary" in body, body
+        assert value(body, "jobs_build_info", version="2.1") == 1, body
+        if promtool is not None:
+            check = subprocess.run([promtool, "check", "metrics"], input=body,
+                                   capture_output=True, text=True)
+            # promtool's lint also runs: only its errors count here.
+            problems = [l for l in (check.stdout + check.stderr).splitlines()
+                        if "error" in l.lower()]
+            assert not problems, f"promtool check metrics:\n{check.stdout}{check.stderr}"
+        else:
+            print("promtool not installed (Debian package prometheus): format not checked")
+
+        pmed = Pmed(config, port)
+        pmed.wait_for(lambda b: value(b, "jobs_run_seconds_count", kind="incr") == 2,
+                      "the log observed")
+        with open(log, "a") as f:
+            f.write("run incr took 9s\n")
+        pmed.wait_for(lambda b: value(b, "jobs_run_seconds_count", kind="incr") == 3,
+                      "the new line observed once")
+        procs = pmetest.all_processes()
+        spawner = [p for p, v in procs.items() if v[0] == pmed.proc.pid][0]
+        workers = [p for p, v in procs.items() if v[0] == spawner]
+        assert len(workers) == 1, f"workers: {workers}"
+        os.kill(workers[0], signal.SIGKILL)
+        body = pmed.wait_for(lambda b: value(b, "pme_worker_restarts_total", service="jobs") == 1
+                             and value(b, "pme_source_up", service="jobs", group="log") == 1,
+                             "a restarted worker")
+        # The next worker reads the whole log again: the counts go on, not double.
+        time.sleep(1.5)
+        body = pmed.metrics()
+        assert value(body, "jobs_run_seconds_count", kind="incr") == 3, body
+        assert value(body, "jobs_run_seconds_bucket", kind="incr", le="10") == 3, body
+        assert value(body, "jobs_run_seconds_sum", kind="incr") == 21, body
+        # The source's own histogram was reset: its counts go on too.
+        w.file("api.json", '{"lat": {"fast": 1, "slow": 0, "n": 1, "total_ms": 50},'
+               ' "status": "red"}')
+        body = pmed.wait_for(lambda b: value(b, "jobs_state", jobs_state="red") == 1,
+                             "the new state")
+        assert value(body, "jobs_latency_seconds_bucket", le="0.1") == 4, body
+        assert value(body, "jobs_latency_seconds_bucket", le="1") == 6, body
+        assert value(body, "jobs_latency_seconds_count") == 7, body
+        assert value(body, "jobs_state", jobs_state="yellow") == 0, body
+    finally:
+        if pmed is not None:
+            pmed.stop()
+            pmed.kill_all()
+        w.cleanup()
+
+
 if __name__ == "__main__":
     pmetest.main({
         "check_ok": test_check_ok,
@@ -471,4 +588,5 @@ if __name__ == "__main__":
         "quickstart_promtool": test_quickstart_promtool,
         "development_mode": test_development_mode,
         "root_mode": test_root_mode,
+        "metric_types": test_metric_types,
     })
