@@ -47,6 +47,7 @@
 #include "common/xpath.hpp"
 #include "json_extractor.hpp"
 #include "observation.hpp"
+#include "text_extractor.hpp"
 #include "text_util.hpp"
 #include "xml_extractor.hpp"
 
@@ -60,14 +61,8 @@ using common::SourceType;
 
 namespace {
 
-// The same bounds as the text extractor's: a filter costs no more here.
-constexpr uint32_t kMatchLimit = 1000000;
-constexpr uint32_t kDepthLimit = 10000;
-constexpr uint32_t kHeapLimitKiB = 20 * 1024;
 // Matches counted before the report says "more than".
 constexpr size_t kMaxCounted = 10000;
-// As the XML extractor's operation limit.
-constexpr unsigned long kOpLimit = 20000000;
 constexpr size_t kRuleWidth = 72;
 
 const char *cc(const xmlChar *s)
@@ -336,9 +331,9 @@ std::string compileText(TextFilter &f, const MetricConfig &m, bool multiline)
 	f.context.reset(pcre2_match_context_create(nullptr));
 	if (!f.data || !f.context)
 		throw std::bad_alloc();
-	pcre2_set_match_limit(f.context.get(), kMatchLimit);
-	pcre2_set_depth_limit(f.context.get(), kDepthLimit);
-	pcre2_set_heap_limit(f.context.get(), kHeapLimitKiB);
+	pcre2_set_match_limit(f.context.get(), kFilterMatchLimit);
+	pcre2_set_depth_limit(f.context.get(), kFilterDepthLimit);
+	pcre2_set_heap_limit(f.context.get(), kFilterHeapLimitKiB);
 
 	uint32_t captures = 0, newline = 0, count = 0, size = 0;
 	PCRE2_SPTR table = nullptr;
@@ -481,16 +476,6 @@ std::string xmlNodePath(xmlNode *n)
 	return s;
 }
 
-std::string xmlStringValue(xmlNode *n)
-{
-	xmlChar *c = xmlNodeGetContent(n);
-	if (c == nullptr)
-		return {};
-	std::string s(trim(cc(c)));
-	xmlFree(c);
-	return s;
-}
-
 void xmlMatches(std::string &out, const MetricConfig &m, const GroupConfig &g,
     const XmlDocument &doc, const ExplainLimits &limits)
 {
@@ -505,7 +490,7 @@ void xmlMatches(std::string &out, const MetricConfig &m, const GroupConfig &g,
 	if (!ctx)
 		throw std::bad_alloc();
 	ctx->node = reinterpret_cast<xmlNode *>(doc.get());
-	ctx->opLimit = kOpLimit;
+	ctx->opLimit = kXPathOpLimit;
 	for (const auto &[prefix, uri] : g.namespaces)
 		if (xmlXPathRegisterNs(ctx.get(), reinterpret_cast<const xmlChar *>(prefix.c_str()),
 		    reinterpret_cast<const xmlChar *>(uri.c_str())) != 0)

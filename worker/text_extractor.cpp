@@ -49,9 +49,6 @@ using common::Result;
 
 namespace {
 
-constexpr uint32_t kMatchLimit = 1000000;
-constexpr uint32_t kDepthLimit = 10000;
-constexpr uint32_t kHeapLimitKiB = 20 * 1024;
 constexpr size_t kJitStackStart = 32 * 1024;
 constexpr size_t kJitStackMax = 512 * 1024;
 
@@ -176,9 +173,9 @@ Result<TextExtractor> TextExtractor::compile(const MetricConfig &metric, bool mu
 	x.matchContext_.reset(pcre2_match_context_create(nullptr));
 	if (!x.matchData_ || !x.matchContext_)
 		throw std::bad_alloc();
-	pcre2_set_match_limit(x.matchContext_.get(), kMatchLimit);
-	pcre2_set_depth_limit(x.matchContext_.get(), kDepthLimit);
-	pcre2_set_heap_limit(x.matchContext_.get(), kHeapLimitKiB);
+	pcre2_set_match_limit(x.matchContext_.get(), kFilterMatchLimit);
+	pcre2_set_depth_limit(x.matchContext_.get(), kFilterDepthLimit);
+	pcre2_set_heap_limit(x.matchContext_.get(), kFilterHeapLimitKiB);
 	if (x.jit_) {
 		x.jitStack_.reset(pcre2_jit_stack_create(kJitStackStart, kJitStackMax, nullptr));
 		if (x.jitStack_)

@@ -20,6 +20,11 @@ namespace pme::worker {
 constexpr size_t kMaxSeriesPerMetric = 10000;
 // Longest label value taken from a source.
 constexpr size_t kMaxLabelValue = 4096;
+// What one match of a filter may cost (PCRE2's match, depth and heap
+// limits): a pathological pattern fails its metric, not the worker.
+constexpr uint32_t kFilterMatchLimit = 1000000;
+constexpr uint32_t kFilterDepthLimit = 10000;
+constexpr uint32_t kFilterHeapLimitKiB = 20 * 1024;
 
 // A metric's filter compiled once at startup, with its label and value
 // templates resolved against the pattern's captures.

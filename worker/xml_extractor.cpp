@@ -51,10 +51,6 @@ using common::StructuredTemplate;
 
 namespace {
 
-// Node visits one evaluation may make (libxml2's opLimit): a linear filter
-// on a few MiB of XML stays far below, `//*[count(//*) > 0]` on a large
-// document does not.
-constexpr unsigned long kOpLimit = 20000000;
 
 constexpr const char *kXmlNamespace = "http://www.w3.org/XML/1998/namespace";
 constexpr const char *kEntitiesRefused =
@@ -187,15 +183,6 @@ xmlNode *stepFrom(xmlNode *n, const XmlExtractor::Step &step)
 	return nullptr;
 }
 
-std::string stringValue(xmlNode *n)
-{
-	xmlChar *c = xmlNodeGetContent(n);
-	if (c == nullptr)
-		return {};
-	std::string s(trim(cc(c)));
-	xmlFree(c);
-	return s;
-}
 
 std::string keyOf(xmlNode *n)
 {
@@ -239,7 +226,7 @@ std::optional<std::string> resolve(const XmlExtractor::Ref &r, xmlNode *node, xm
 	xmlNode *n = reach(r, node, doc);
 	if (n == nullptr)
 		return std::nullopt;
-	return r.ref.kind == NodeRef::Kind::Key ? keyOf(n) : stringValue(n);
+	return r.ref.kind == NodeRef::Kind::Key ? keyOf(n) : xmlStringValue(n);
 }
 
 // Where a node is, for an error: /rtmp/server/application[2]/live/stream[1].
@@ -409,7 +396,7 @@ Extraction XmlExtractor::extract(const XmlDocument &doc) const
 	if (!ctx)
 		throw std::bad_alloc();
 	ctx->node = docNode(d);
-	ctx->opLimit = kOpLimit;
+	ctx->opLimit = kXPathOpLimit;
 	for (const auto &[prefix, uri] : namespaces_)
 		if (xmlXPathRegisterNs(ctx.get(), xc(prefix.c_str()), xc(uri.c_str())) != 0)
 			throw std::bad_alloc();
@@ -479,7 +466,7 @@ Extraction XmlExtractor::extract(const XmlDocument &doc) const
 		if (value_)
 			text = resolve(*value_, node, d);
 		else
-			text = stringValue(node);
+			text = xmlStringValue(node);
 		if (!text) {
 			out.fail(std::move(labels), nodePath(node),
 			    value_->ref.text + " is missing");
@@ -492,6 +479,17 @@ Extraction XmlExtractor::extract(const XmlDocument &doc) const
 			out.fail(std::move(labels), nodePath(node), v.error().message);
 	}
 	return out.finish();
+}
+
+// A node's XPath string value, trimmed: what a filter selected reads as.
+std::string xmlStringValue(xmlNode *n)
+{
+	xmlChar *c = xmlNodeGetContent(n);
+	if (c == nullptr)
+		return {};
+	std::string s(trim(cc(c)));
+	xmlFree(c);
+	return s;
 }
 
 } // namespace pme::worker

@@ -20,6 +20,11 @@
 
 namespace pme::worker {
 
+// Node visits one evaluation may make (libxml2's opLimit): a linear filter
+// on a few MiB of XML stays far below, `//*[count(//*) > 0]` on a large
+// document does not.
+constexpr unsigned long kXPathOpLimit = 20000000;
+
 // A source's output parsed once per cycle and shared by the group's metrics.
 class XmlDocument {
 public:
@@ -95,5 +100,8 @@ private:
 	std::optional<Ref> value_;
 	std::vector<Template> labels_;
 };
+
+// A node's string value as XPath defines it, trimmed.
+std::string xmlStringValue(xmlNode *n);
 
 } // namespace pme::worker
