@@ -219,8 +219,9 @@ int run(int argc, char **argv)
 	sopts.supervisor = *sup;
 	sopts.verbosity = verbose;
 	sopts.workerStderr = foreground || once || explain;
-	log::info("pme %s starting (%s mode, %zu services)", PME_VERSION, daemon::toString(mode),
-	    config.services.size());
+	if (!explain)
+		log::info("pme %s starting (%s mode, %zu services)", PME_VERSION,
+		    daemon::toString(mode), config.services.size());
 	// The spawner is forked before anything else happens.
 	auto spawner = daemon::startSpawner(config, sopts);
 	if (!spawner)

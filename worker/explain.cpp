@@ -107,10 +107,14 @@ std::string bytesText(uint64_t n)
 	return plural(static_cast<size_t>(n), "byte", "bytes");
 }
 
+// A local server answers in well under a millisecond: those read in ms.
 std::string seconds(double s)
 {
 	char buf[32];
-	std::snprintf(buf, sizeof(buf), "%.3f s", s);
+	if (s < 1)
+		std::snprintf(buf, sizeof(buf), "%.3g ms", s * 1000);
+	else
+		std::snprintf(buf, sizeof(buf), "%.3f s", s);
 	return buf;
 }
 
