@@ -266,10 +266,10 @@ Extraction JsonExtractor::extract(const JsonDocument &doc) const
 			v = reader_.fromNumber(json_real_value(r.value));
 			break;
 		case JSON_TRUE:
-			v = 1.0;
+			v = reader_.fromBoolean(true);
 			break;
 		case JSON_FALSE:
-			v = 0.0;
+			v = reader_.fromBoolean(false);
 			break;
 		case JSON_STRING:
 			v = reader_.fromString({json_string_value(r.value),

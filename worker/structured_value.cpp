@@ -28,6 +28,7 @@
 
 #include "common/structured_template.hpp"
 #include "common/utf8.hpp"
+#include "observation.hpp"
 #include "text_util.hpp"
 #include "text_extractor.hpp"
 
@@ -72,6 +73,7 @@ Result<ValueReader> ValueReader::compile(const MetricConfig &metric)
 	ValueReader r;
 	r.scale_ = metric.scale;
 	r.values_ = metric.values;
+	r.statesOnly_ = metric.type == common::MetricType::StateSet;
 	r.regexText_ = metric.valueRegex;
 	if (metric.valueRegex.empty())
 		return r;
@@ -132,6 +134,8 @@ Result<double> ValueReader::fromString(std::string_view raw) const
 	for (const auto &[word, number] : values_)
 		if (text == word)
 			return number;
+	if (statesOnly_)
+		return tl::unexpected(notAState(text));
 	if (equalsNoCase(text, "true"))
 		return 1.0;
 	if (equalsNoCase(text, "false"))
@@ -146,6 +150,11 @@ Result<double> ValueReader::fromString(std::string_view raw) const
 	}
 	if (values_.empty())
 		return fail("value " + quoted(text) + " is not a number");
+	return tl::unexpected(notAState(text));
+}
+
+common::Error ValueReader::notAState(std::string_view text) const
+{
 	std::string known;
 	for (size_t i = 0; i < values_.size(); i++) {
 		if (i == kMaxStatesShown) {
@@ -154,7 +163,7 @@ Result<double> ValueReader::fromString(std::string_view raw) const
 		}
 		known += (i ? ", " : "") + values_[i].first;
 	}
-	return fail("value " + quoted(text) + " is not one of " + known);
+	return common::Error("value " + quoted(text) + " is not one of " + known);
 }
 
 SeriesCollector::SeriesCollector(const MetricConfig &metric) : metric_(metric)
@@ -239,9 +248,19 @@ Extraction SeriesCollector::finish()
 	return out;
 }
 
-double ValueReader::fromNumber(double v) const
+Result<double> ValueReader::fromNumber(double v) const
 {
+	if (statesOnly_)
+		return tl::unexpected(common::Error("value " + formatLe(v) +
+		    " is a number, not one of the states"));
 	return scaled(v, scale_);
+}
+
+Result<double> ValueReader::fromBoolean(bool b) const
+{
+	if (statesOnly_)
+		return fromString(b ? "true" : "false");
+	return b ? 1.0 : 0.0;
 }
 
 common::Result<std::optional<common::NodeRef>> valueReference(

@@ -43,7 +43,10 @@ public:
 	static common::Result<ValueReader> compile(const common::MetricConfig &metric);
 
 	common::Result<double> fromString(std::string_view text) const;
-	double fromNumber(double v) const;
+	// A stateset's value is one of its states, never a number or a
+	// boolean: those are errors there (a boolean is matched as its word).
+	common::Result<double> fromNumber(double v) const;
+	common::Result<double> fromBoolean(bool b) const;
 
 private:
 	ValueReader() = default;
@@ -52,6 +55,8 @@ private:
 	common::CPtr<pcre2_match_context> matchContext_;
 	int valueGroup_ = 0;
 	double scale_ = 1;
+	bool statesOnly_ = false; // stateset: values_ maps each state to its index
+	common::Error notAState(std::string_view text) const;
 	std::string regexText_;
 	std::vector<std::pair<std::string, double>> values_;
 };

@@ -92,6 +92,13 @@ Result<double> parseValue(const MetricConfig &metric, std::string_view text)
 	for (const auto &[word, number] : metric.values)
 		if (t == word)
 			return number;
+	if (metric.type == MetricType::StateSet) {
+		// The worker maps each state to its index: nothing else is one.
+		std::string known;
+		for (const auto &[word, number] : metric.values)
+			known += (known.empty() ? "" : ", ") + word;
+		return fail("value '" + common::shorten(t, 64) + "' is not one of " + known);
+	}
 	if (equalsNoCase(t, "true"))
 		return 1.0;
 	if (equalsNoCase(t, "false"))
@@ -231,6 +238,13 @@ Result<void> TextExtractor::addSample(Family &family, std::string_view text,
 		if (auto ok = checkLabelValue(name, value); !ok)
 			return tl::unexpected(ok.error());
 		s.labels.push_back({name, std::move(value)});
+	}
+	// An info metric is 1 (or its constant value) unless its value is a
+	// template: its captures are for its labels.
+	if (metric_.type == MetricType::Info && !metric_.valueTemplate) {
+		s.value = metric_.staticValue.value_or(1);
+		family.samples.push_back(std::move(s));
+		return {};
 	}
 	auto v = parseValue(metric_, value_.expand(capture));
 	if (!v)

@@ -437,7 +437,7 @@ Extraction XmlExtractor::extract(const XmlDocument &doc) const
 				v = reader_->fromNumber(result->floatval);
 			break;
 		case XPATH_BOOLEAN:
-			v = result->boolval ? 1.0 : 0.0;
+			v = reader_->fromBoolean(result->boolval != 0);
 			break;
 		case XPATH_STRING:
 			v = reader_->fromString(result->stringval ? cc(result->stringval) : "");

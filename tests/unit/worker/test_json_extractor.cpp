@@ -662,11 +662,28 @@ TEST(ValueReader, PlainNumbersAndBooleans)
 	DOUBLES_EQUAL(-1e4, *r->fromString("-1e3"), 0);
 	CHECK(std::isinf(*r->fromString("+Inf")));
 	DOUBLES_EQUAL(1, *r->fromString("True"), 0);
-	DOUBLES_EQUAL(30, r->fromNumber(3), 0);
+	DOUBLES_EQUAL(30, *r->fromNumber(3), 0);
 	// Bytes that are not UTF-8 do not reach the message as they are.
 	auto bad = r->fromString("\xff\xfe");
 	CHECK_FALSE(bad);
 	CHECK(common::validUtf8(bad.error().message));
+}
+
+TEST(ValueReader, StateSetTakesOnlyItsStates)
+{
+	MetricConfig m = metric("x");
+	m.type = MetricType::StateSet;
+	m.values = {{"green", 0}, {"true", 1}};
+	auto r = ValueReader::compile(m);
+	CHECK(r.has_value());
+	DOUBLES_EQUAL(0, *r->fromString("green"), 0);
+	DOUBLES_EQUAL(1, *r->fromBoolean(true), 0);
+	STRCMP_EQUAL("value 'false' is not one of green, true",
+	    r->fromBoolean(false).error().message.c_str());
+	STRCMP_EQUAL("value 1 is a number, not one of the states",
+	    r->fromNumber(1).error().message.c_str());
+	STRCMP_EQUAL("value '1' is not one of green, true",
+	    r->fromString("1").error().message.c_str());
 }
 
 TEST(ValueReader, WholeMatchWithoutCaptures)

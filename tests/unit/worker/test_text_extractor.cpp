@@ -482,6 +482,31 @@ TEST(TextExtraction, StaticMetricsUseTheirValueAndLiteralLabels)
 	CHECK_FALSE(worker::staticFamily(m));
 }
 
+// The captures of an info metric are its labels; its value is 1.
+TEST(TextExtraction, InfoFromTextIsOne)
+{
+	MetricConfig m = metric(R"(^SubState=(\S+)$)", {{"sub_state", "$1"}});
+	m.type = common::MetricType::Info;
+	m.staticValue = 1; // as the loader sets it
+	Family f = extract(m, "SubState=running", true);
+	LONGS_EQUAL(1, f.samples.size());
+	DOUBLES_EQUAL(1, f.samples[0].value, 0);
+	STRCMP_EQUAL("running", label(f.samples[0], "sub_state").c_str());
+}
+
+// A stateset's value is one of its states (mapped to their indexes by
+// the worker), never a number that would pass for an index.
+TEST(TextExtraction, StateSetValueIsAState)
+{
+	MetricConfig m = metric(R"(^State=(\S+)$)");
+	m.type = common::MetricType::StateSet;
+	m.values = {{"up", 0}, {"down", 1}};
+	DOUBLES_EQUAL(1, extract(m, "State=down", true).samples[0].value, 0);
+	STRCMP_EQUAL("value '1' is not one of up, down", extractError(m, "State=1", true).c_str());
+	STRCMP_EQUAL("value 'true' is not one of up, down",
+	    extractError(m, "State=true", true).c_str());
+}
+
 TEST(TextExtraction, NulBytesBecomeReplacementCharacters)
 {
 	std::string text("a");
