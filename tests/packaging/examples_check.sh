@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: ISC
 # Every pme configuration under packaging/examples/ must pass pmed -n as
 # shipped.  Examples may run a service under a group that another package
-# creates (docker, libvirt): where that group does not exist on this
-# machine, its "does not exist" error is the only one accepted, and since
+# creates (docker, libvirt), or under pme's own user, which the package
+# creates: where that group or user does not exist on this machine, its
+# "does not exist" error is the only one accepted, and since
 # pmed -n reports every error of a file, the rest of the file is still
 # checked.  prometheus.yml is a Prometheus configuration, not pme's.
 # Usage: examples_check.sh PMED EXAMPLES_DIR
@@ -25,9 +26,10 @@ for example in "$dir"/*.yml; do
 	# Errors read "file:line:column: message"; notes are not errors.
 	errors=$(printf '%s\n' "$err" | grep -E '^[^ ]+:[0-9]+:[0-9]+: ')
 	other=$(printf '%s\n' "$errors" | grep -vE \
-	    ": service '[^']+': run_as: group '($foreign_groups)' does not exist$")
+	    -e ": service '[^']+': run_as: group '($foreign_groups)' does not exist$" \
+	    -e ": service '[^']+': run_as: user 'pme' does not exist$")
 	if [ $rc -eq 78 ] && [ -n "$errors" ] && [ -z "$other" ]; then
-		echo "$example: valid but for groups this machine does not have:"
+		echo "$example: valid but for groups or users this machine does not have:"
 		printf '%s\n' "$errors"
 	else
 		echo "FAIL: $example: pmed -n exited $rc:"
