@@ -3,9 +3,8 @@
 #include "config_load.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 
 #include "c_deleter.hpp"
 #include "http_url.hpp"
@@ -411,16 +410,10 @@ std::string formatNumber(double d)
 {
 	if (std::isinf(d))
 		return d > 0 ? "+Inf" : "-Inf";
+	// The shortest form that reads back the same: 10, 0.25, 1e+21.
 	char buf[64];
-	std::snprintf(buf, sizeof(buf), "%.17g", d);
-	// The shortest form that reads back the same.
-	for (int p = 1; p <= 17; p++) {
-		char b[64];
-		std::snprintf(b, sizeof(b), "%.*g", p, d);
-		if (std::strtod(b, nullptr) == d)
-			return b;
-	}
-	return buf;
+	auto r = std::to_chars(buf, buf + sizeof(buf), d);
+	return std::string(buf, r.ptr);
 }
 
 } // namespace

@@ -948,6 +948,9 @@ TEST(MetricTypes, HistogramErrors)
 	    "            observe: true\n            buckets: [1, 5, 2]\n"), 13, 22,
 	    "must increase: 2 comes after 5");
 	expectError(typed("            type: histogram\n            filter: x\n"
+	    "            observe: true\n            buckets: [0.25, 10, 5]\n"), 13, 22,
+	    "must increase: 5 comes after 10");
+	expectError(typed("            type: histogram\n            filter: x\n"
 	    "            observe: true\n            buckets: [1, .inf]\n"), 13, 22,
 	    "+Inf is always added");
 	expectError(typed("            type: histogram\n            filter: x\n"
