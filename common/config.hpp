@@ -108,6 +108,7 @@ struct GroupConfig {
 	Millis cacheTtl{0};
 	std::optional<Millis> staleAfter; // [3 x effectiveInterval]
 	uint64_t maxOutput = 1024 * 1024; // [1 MiB]
+	size_t maxSeries = 10000;     // samples one read may yield [10,000]
 	bool multiline = false;       // regex: ^ and $ match at line ends
 	Pairs env;                    // group-level additions to the service env
 	Pairs labels;                 // constant labels on every series of the group

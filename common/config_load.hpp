@@ -18,6 +18,8 @@ namespace pme::common::load {
 
 constexpr size_t maxFileSize = 16 * 1024 * 1024;
 constexpr uint64_t maxOutputLimit = 1024ULL * 1024 * 1024;
+// The most max_series may be: what the supervisor accepts from one result.
+constexpr size_t maxSeriesLimit = 1000000;
 
 extern const std::string notSupported;
 

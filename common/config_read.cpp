@@ -224,7 +224,7 @@ const std::vector<std::string> runAsKeys = {"user", "group"};
 const std::vector<std::string> sandboxKeys = {"seccomp", "landlock"};
 const std::vector<std::string> groupKeys = {"source_type", "source", "command", "shell",
     "content_type", "interval", "collection_frequency", "timeout", "cache_ttl", "stale_after",
-    "max_output", "multiline", "env", "metrics", "description", "labels", "namespaces",
+    "max_output", "max_series", "multiline", "env", "metrics", "description", "labels", "namespaces",
     "prefix", "include", "exclude", "honor_timestamps", "method", "body", "headers",
     "basic_auth", "bearer", "max_redirects", "http_cache"};
 const std::vector<std::string> basicAuthKeys = {"username", "password", "password_file"};
@@ -720,6 +720,14 @@ bool Loader::groupKey(GroupDraft &gd, const std::string &key, Node k, Node v)
 	} else if (key == "max_output") {
 		if (auto sz = getSize(v, key))
 			g.maxOutput = *sz;
+	} else if (key == "max_series") {
+		if (auto n = getNumber(v, key)) {
+			if (*n < 1 || *n > static_cast<double>(maxSeriesLimit) || *n != std::floor(*n))
+				error(v, "'max_series' must be a whole number from 1 to " +
+				    std::to_string(maxSeriesLimit) + ", got " + describe(v));
+			else
+				g.maxSeries = static_cast<size_t>(*n);
+		}
 	} else if (key == "multiline") {
 		if (auto b = getBool(v, key))
 			g.multiline = *b;

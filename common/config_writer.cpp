@@ -393,6 +393,8 @@ void writeGroupKeys(Writer &w, const GroupConfig &g)
 	}
 	w.string("max_output");
 	w.plain(std::to_string(g.maxOutput));
+	w.string("max_series");
+	w.plain(std::to_string(g.maxSeries));
 	if (g.multiline) {
 		w.string("multiline");
 		w.boolean(true);

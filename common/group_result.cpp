@@ -317,8 +317,17 @@ Result<std::optional<GroupResult>> GroupResultAssembler::feed(const pme_proto_fr
 		if (int rc = pme_proto_decode_group_begin(&frame, &m); rc != 0)
 			return broken(std::string("GROUP_BEGIN: ") + pme_proto_strerror(rc));
 		reset();
+		std::string group(m.group.ptr, m.group.len);
+		maxSeries_ = limits_.maxSeries;
+		if (!limits_.groups.empty()) {
+			auto it = limits_.groups.find(group);
+			if (it == limits_.groups.end())
+				return broken("GROUP_BEGIN: " + quoted(group) +
+				    " is not a group of this service");
+			maxSeries_ = it->second;
+		}
 		open_ = true;
-		current_.group.assign(m.group.ptr, m.group.len);
+		current_.group = std::move(group);
 		current_.sequence = m.sequence;
 		bytes_ = m.group.len;
 		return std::nullopt;
@@ -404,9 +413,9 @@ Result<void> GroupResultAssembler::addRecords(const pme_proto_frame &frame)
 			if (f.name.size() + rec.suffix.len > PME_PROTO_MAX_NAME)
 				return bad("sample name longer than " +
 				    std::to_string(PME_PROTO_MAX_NAME) + " bytes");
-			if (series_ >= limits_.maxSeries)
-				return bad("more than " + std::to_string(limits_.maxSeries) +
-				    " samples in one result");
+			if (series_ >= maxSeries_)
+				return bad("more than " + std::to_string(maxSeries_) +
+				    " samples in one result of group " + quoted(current_.group));
 			Sample s;
 			s.suffix.assign(rec.suffix.ptr, rec.suffix.len);
 			s.value = rec.value;

@@ -32,6 +32,11 @@ public:
 		size_t maxFamilies = 10000;
 		size_t maxErrorText = 4096;    // longer error strings are cut
 		size_t maxBytes = 64u << 20;   // names, labels and texts of one result
+		// When not empty, the only groups a result may be for, each
+		// with the samples it may hold (in place of maxSeries): a peer
+		// naming another group, or sending more than its configured
+		// share, is refused at the frame that does it.
+		std::unordered_map<std::string, size_t> groups;
 	};
 
 	GroupResultAssembler() = default;
@@ -51,6 +56,7 @@ private:
 	bool open_ = false;
 	GroupResult current_;
 	size_t series_ = 0;
+	size_t maxSeries_ = 0;  // of the open result
 	size_t bytes_ = 0;
 	std::unordered_map<std::string, size_t> familyIndex_;
 	size_t family_ = 0;     // 1 + index of the family SAMPLEs belong to; 0: none yet

@@ -219,8 +219,23 @@ struct Supervisor::Impl {
 
 // ---- WorkerLink -------------------------------------------------------------
 
+namespace {
+
+// What one worker may send: results for its own groups only, each within
+// the group's max_series (and the value_on_error samples that stand in for
+// a read refused for exceeding it).
+common::GroupResultAssembler::Limits linkLimits(const common::ServiceConfig &svc)
+{
+	common::GroupResultAssembler::Limits l;
+	for (const auto &g : svc.groups)
+		l.groups[g.key] = g.maxSeries + g.metrics.size();
+	return l;
+}
+
+} // namespace
+
 WorkerLink::WorkerLink(Supervisor::Impl &sup, ServiceRuntime &svc, int fd, pid_t pid)
-    : sup_(sup), svc_(svc), fd_(fd), pid_(pid)
+    : sup_(sup), svc_(svc), fd_(fd), pid_(pid), assembler_(linkLimits(*svc.config))
 {
 }
 

@@ -16,6 +16,9 @@
 // (value_on_error, else a METRIC_ERROR record) and does not fail the group.
 // Output cut at max_output is parsed as far as it goes, and the group is
 // reported failed with the truncation as its error so that it gets noticed.
+// A read that gives more than max_series series fails whole, the way a
+// scrape past Prometheus' sample_limit does: the supervisor keeps the last
+// values rather than an arbitrary part of the new ones.
 //
 // Structured content (json, xml) is parsed once per cycle, and each metric
 // selects from the same document.  A document that does not parse fails
@@ -648,6 +651,18 @@ GroupResult Worker::Group::build(const SourceRead &read)
 		}
 	} else {
 		extractMetrics(r, read);
+	}
+	size_t series = 0;
+	for (const auto &f : r.families)
+		series += f.samples.size();
+	if (series > config_.maxSeries) {
+		// As Prometheus does past a scrape's sample_limit: none of them,
+		// rather than an arbitrary part that looks complete.
+		r.ok = false;
+		r.error = "the read gave " + std::to_string(series) + " series, more than " +
+		    "max_series (" + std::to_string(config_.maxSeries) + "); none is kept";
+		r.families.clear();
+		metricsOnError(r);
 	}
 	addGroupLabels(r);
 	return r;

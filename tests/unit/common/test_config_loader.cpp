@@ -864,6 +864,22 @@ TEST(Errors, AUrlIsAnHttpSource)
 	    "        metrics: { m: { filter: x } }\n"), 5, 17, "https");
 }
 
+TEST(Errors, MaxSeriesIsAWholeNumberWithinTheSupervisorsLimit)
+{
+	std::string group = "        source: /f\n        source_type: file\n"
+	    "        metrics: { m: { filter: x } }\n";
+	Config c = load(withGroup(group));
+	LONGS_EQUAL(10000, c.services[0].groups[0].maxSeries);
+	c = load(withGroup(group + "        max_series: 250000\n"));
+	LONGS_EQUAL(250000, c.services[0].groups[0].maxSeries);
+	expectError(withGroup(group + "        max_series: 0\n"), 8, 21,
+	    "'max_series' must be a whole number from 1 to 1000000, got '0'");
+	expectError(withGroup(group + "        max_series: 2000000\n"), 8, 21,
+	    "'max_series' must be a whole number from 1 to 1000000");
+	expectError(withGroup(group + "        max_series: 1.5\n"), 8, 21,
+	    "'max_series' must be a whole number");
+}
+
 TEST_GROUP(MetricTypes) {};
 
 // A text file group with one metric whose body is given.

@@ -436,6 +436,22 @@ TEST(GroupResultAssembler, LimitsAreEnforced)
 	GroupResultAssembler bytes(lim);
 	STRCMP_CONTAINS("result larger than 100000 bytes", assemble(bytes, frames).c_str());
 
+	// Per group, in place of maxSeries; a group not listed is refused
+	// at its GROUP_BEGIN.
+	lim = {};
+	lim.groups = {{"status", 19000}, {"other", 1000000}};
+	GroupResultAssembler perGroup(lim);
+	STRCMP_CONTAINS("more than 19000 samples in one result of group \"status\"",
+	    assemble(perGroup, frames).c_str());
+	lim.groups = {{"other", 1000000}};
+	GroupResultAssembler notOurs(lim);
+	STRCMP_CONTAINS("GROUP_BEGIN: \"status\" is not a group of this service",
+	    assemble(notOurs, frames).c_str());
+	lim.groups = {{"status", 20001}};
+	lim.maxSeries = 1;
+	GroupResultAssembler enough(lim);
+	STRCMP_EQUAL("", assemble(enough, frames).c_str());
+
 	// Exactly at the limits is fine.
 	lim = {};
 	lim.maxSeries = 20001;

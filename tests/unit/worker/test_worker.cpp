@@ -194,6 +194,40 @@ TEST(Worker, TruncatedOutputIsParsedButReported)
 	DOUBLES_EQUAL(5, family(r, "svc_v")->samples[0].value, 0);
 }
 
+TEST(Worker, MoreSeriesThanMaxSeriesFailTheReadWhole)
+{
+	// 30 lines, 10 series per metric, 30 in all: over a max_series of 25.
+	GroupConfig g = commandGroup("g", "for i in $(seq 10); do echo \"a$i 1\"; echo \"b$i 2\"; "
+	    "echo \"c$i 3\"; done");
+	g.maxSeries = 25;
+	g.metrics.push_back(metric("a", R"(^a(?<n>\d+) (\d+)$)"));
+	g.metrics.back().labels = {{"n", "${n}"}};
+	g.metrics.push_back(metric("b", R"(^b(?<n>\d+) (\d+)$)"));
+	g.metrics.back().labels = {{"n", "${n}"}};
+	MetricConfig c = metric("c", R"(^c(?<n>\d+) (\d+)$)");
+	c.labels = {{"n", "${n}"}};
+	c.valueOnError = -1;
+	g.metrics.push_back(c);
+	g.multiline = true;
+	service.groups.push_back(g);
+	collect(1);
+	const GroupResult &r = results[0];
+	CHECK_FALSE(r.ok);
+	STRCMP_EQUAL("the read gave 30 series, more than max_series (25); none is kept",
+	    r.error.c_str());
+	// Only value_on_error stands in, as for any failed read.
+	LONGS_EQUAL(1, r.families.size());
+	DOUBLES_EQUAL(-1, family(r, "svc_c")->samples[0].value, 0);
+
+	// At the limit, everything is kept.
+	service.groups[0].maxSeries = 30;
+	results.clear();
+	collect(1);
+	CHECK_TEXT(results[0].ok, results[0].error.c_str());
+	LONGS_EQUAL(3, results[0].families.size());
+	LONGS_EQUAL(10, family(results[0], "svc_a")->samples.size());
+}
+
 TEST(Worker, FileGroupReadsTheFile)
 {
 	GroupConfig g;
