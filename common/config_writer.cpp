@@ -14,10 +14,12 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <new>
 #include <stdexcept>
 
 #include "c_deleter.hpp"
+#include "fnv.hpp"
 #include "yaml_tree.hpp"
 #include "proto/frame.h"
 
@@ -569,6 +571,14 @@ std::string writeConfig(const Config &config)
 	w.endMap();
 	w.endMap();
 	return w.finish();
+}
+
+std::string configDigest(const Config &config)
+{
+	char hex[17];
+	std::snprintf(hex, sizeof(hex), "%016llx",
+	    static_cast<unsigned long long>(fnv1a(writeConfig(config))));
+	return hex;
 }
 
 } // namespace pme::common

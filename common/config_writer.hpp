@@ -17,4 +17,9 @@ std::string writeServiceDocument(const Config &config, const ServiceConfig &serv
 // The whole configuration in pme's own keys (pmed -n -v).
 std::string writeConfig(const Config &config);
 
+// 16 hex digits that change when writeConfig() does: how the supervisor and
+// the spawner, each loading the file on a reload, tell that they read the
+// same configuration.
+std::string configDigest(const Config &config);
+
 } // namespace pme::common

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -196,6 +197,13 @@ int run(int argc, char **argv)
 		return checkOnly(config, mode);
 	daemon::SupervisorOptions opts;
 	opts.once = once;
+	// Read again on SIGHUP, after daemon() has made / the directory.
+	if (!path.empty() && path.front() != '/') {
+		char cwd[PATH_MAX];
+		if (getcwd(cwd, sizeof(cwd)) != nullptr)
+			path = std::string(cwd) + "/" + path;
+	}
+	opts.configPath = path;
 	if (explain && !explainTarget(config, explainArg, opts))
 		return EX_USAGE;
 

@@ -118,7 +118,8 @@ const char *const reservedNames[] = {
 	"pme_source_age_seconds", "pme_http_status_code", "pme_http_response_seconds",
 	"pme_frames_received_total", "pme_protocol_errors_total", "pme_scrapes_total",
 	"pme_source_families_rejected_total",
-	"pme_series_dropped_total", "pme_build_info", "process_cpu_seconds_total",
+	"pme_series_dropped_total", "pme_build_info", "pme_config_last_reload_successful",
+	"pme_config_last_reload_success_timestamp_seconds", "process_cpu_seconds_total",
 	"process_resident_memory_bytes", "process_virtual_memory_bytes", "process_open_fds",
 	"process_max_fds", "process_start_time_seconds",
 };
@@ -578,6 +579,8 @@ struct MetricStore::Impl {
 	std::vector<size_t> joinOrder; // indices of merged, sorted by MergedFamily::order
 	uint64_t scrapes = 0;
 	uint64_t seriesDropped = 0;
+	bool reloadOk = true;
+	double reloadedAt = 0;  // the configuration in use: loaded at start or reload
 	std::set<std::pair<std::string, std::string>> loggedDuplicates; // (family, service)
 	std::set<std::pair<std::string, std::string>> loggedRejections; // (family, service)
 	double btime = 0;
@@ -609,6 +612,9 @@ struct MetricStore::Impl {
 MetricStore::Impl::Impl(const common::Config &config)
 {
 	btime = bootTime();
+	timespec ts{};
+	::clock_gettime(CLOCK_REALTIME, &ts);
+	reloadedAt = static_cast<double>(ts.tv_sec);
 	services.reserve(config.services.size());
 	for (const auto &sc : config.services) {
 		ServiceState &svc = services.emplace_back();
@@ -938,6 +944,12 @@ void MetricStore::Impl::appendVolatile(std::string &o)
 	appendSample(o, "pme_series_dropped_total", {}, static_cast<double>(seriesDropped));
 	appendHeader(o, "pme_build_info", "pme build information.", MetricType::Gauge);
 	appendSample(o, "pme_build_info", {{"version", PME_VERSION}}, 1);
+	appendHeader(o, "pme_config_last_reload_successful",
+	    "Whether the last configuration reload (SIGHUP) succeeded.", MetricType::Gauge);
+	appendSample(o, "pme_config_last_reload_successful", {}, reloadOk ? 1 : 0);
+	appendHeader(o, "pme_config_last_reload_success_timestamp_seconds",
+	    "When the configuration in use was loaded.", MetricType::Gauge);
+	appendSample(o, "pme_config_last_reload_success_timestamp_seconds", {}, reloadedAt);
 
 	// How old each group's data is, at the time of the scrape: what
 	// stale_after is measured against.
@@ -1090,6 +1102,101 @@ void MetricStore::setWorkerState(const std::string &service, WorkerState state, 
 			restartObserved(g);
 		}
 	}
+	impl_->touch(true);
+}
+
+// What the old store knew goes on in this one wherever the configuration
+// still describes the same thing: a service by name, a group by key, a
+// family by name and type.  So a reload that changes one service breaks no
+// counter of the others, and even in the changed service a counter that is
+// still there goes on (a changed filter may make it reset: Prometheus
+// handles that).  Rendered series carry the service's constant labels; if
+// those changed, the series are left behind and the next result brings them.
+void MetricStore::reconfigure(const common::Config &config)
+{
+	MetricStore next(config);
+	next.adopt(*this);
+	std::swap(impl_, next.impl_);
+}
+
+void MetricStore::adopt(MetricStore &old)
+{
+	Impl &from = *old.impl_;
+	Impl &to = *impl_;
+	for (auto &svc : to.services) {
+		ServiceState *was = from.findService(svc.name);
+		if (was == nullptr)
+			continue;
+		svc.state = was->state;
+		svc.pid = was->pid;
+		svc.reason = was->reason;
+		svc.restarts = was->restarts;
+		svc.frames = was->frames;
+		svc.protocolErrors = was->protocolErrors;
+		bool sameLabels = svc.labels == was->labels;
+		for (auto &g : svc.groups) {
+			auto git = was->groupIndex.find(g.key);
+			if (git == was->groupIndex.end())
+				continue;
+			GroupState &wg = was->groups[git->second];
+			g.counters = std::move(wg.counters);
+			g.countersOldest = wg.countersOldest;
+			g.rejected = wg.rejected;
+			g.lastRejected = wg.lastRejected;
+			g.reported = wg.reported;
+			g.up = wg.up;
+			g.lastResult = wg.lastResult;
+			g.lastSuccess = wg.lastSuccess;
+			g.duration = wg.duration;
+			g.errors = wg.errors;
+			g.skipped = wg.skipped;
+			g.exitStatus = wg.exitStatus;
+			g.httpStatus = wg.httpStatus;
+			g.responseSeconds = wg.responseSeconds;
+			g.lastError = wg.lastError;
+			if (!sameLabels)
+				continue;
+			for (auto &wf : wg.fragments) {
+				size_t index;
+				if (g.imports && wf.imported) {
+					common::Family fam;
+					fam.name = wf.name;
+					fam.type = wf.type;
+					if (wf.merged != NoIndex)
+						fam.help = from.merged[wf.merged].help;
+					auto r = to.importFamily(svc, g, fam);
+					if (!r)
+						continue;
+					index = *r;
+				} else {
+					auto fit = g.fragmentIndex.find(wf.name);
+					if (fit == g.fragmentIndex.end())
+						continue;
+					index = fit->second;
+				}
+				Fragment &f = g.fragments[index];
+				if (f.type != wf.type)
+					continue;
+				f.series = std::move(wf.series);
+				f.oldest = wf.oldest;
+				to.markDirty(f);
+			}
+		}
+	}
+	to.scrapes = from.scrapes;
+	to.seriesDropped = from.seriesDropped;
+	to.reloadOk = from.reloadOk;
+	to.reloadedAt = from.reloadedAt;
+	to.loggedDuplicates = std::move(from.loggedDuplicates);
+	to.loggedRejections = std::move(from.loggedRejections);
+	to.touch(true);
+}
+
+void MetricStore::configReloaded(bool ok, double now)
+{
+	impl_->reloadOk = ok;
+	if (ok)
+		impl_->reloadedAt = std::floor(now);
 	impl_->touch(true);
 }
 

@@ -35,11 +35,18 @@ public:
 	common::Result<void> apply(const std::string &service, const common::GroupResult &result,
 	    double now);
 
+	// A reload: from now on the store follows `config`, keeping the state
+	// of every service, group and family it still has (counters, last
+	// series, status, self-metric counts); the rest is forgotten.
+	void reconfigure(const common::Config &config);
+
 	// Worker lifecycle, for /health and pme_source_up.  Going down marks
 	// every group of the service down; its last data stays until stale.
 	void setWorkerState(const std::string &service, WorkerState state, int pid,
 	    const std::string &reason, double now);
 	void countRestart(const std::string &service);
+	// A reload (SIGHUP) went through, or did not: pme_config_last_reload_*.
+	void configReloaded(bool ok, double now);
 
 	// Drop samples older than their group's stale_after.
 	void expire(double now);
@@ -70,6 +77,8 @@ public:
 	struct Impl;
 
 private:
+	void adopt(MetricStore &old);
+
 	std::unique_ptr<Impl> impl_;
 };
 

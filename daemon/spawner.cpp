@@ -676,7 +676,10 @@ void Spawner::reload()
 	}
 	config_ = std::move(*loaded);
 	resolveIdentities();
-	pme_proto_encode_reloaded(w.get(), 1, "", 0);
+	// The supervisor loads the file too: the digest tells it whether the
+	// two of them read the same thing.
+	std::string digest = common::configDigest(config_);
+	pme_proto_encode_reloaded(w.get(), 1, digest.data(), digest.size());
 	send(w);
 }
 

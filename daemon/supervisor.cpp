@@ -32,9 +32,13 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <set>
+#include <unordered_map>
 #include <vector>
 
 #include "common/channel.hpp"
+#include "common/config_loader.hpp"
+#include "common/config_writer.hpp"
 #include "common/group_result.hpp"
 #include "common/log.hpp"
 #include "common/uv_handle.hpp"
@@ -81,10 +85,41 @@ std::string sanitize(const std::string &s, size_t max)
 constexpr uint64_t kBackoffFirstMs = 1000;
 constexpr uint64_t kBackoffMaxMs = 300000;
 constexpr double kHealthyAfter = 60;   // seconds of running that reset backoff
+// Deaths before a first result, in a row, that mark a service failed: it is
+// then retried at the slowest rate.  With the backoff doubling from 1s,
+// the fifth comes about 30s after the first start.
+constexpr int kEarlyDeathsFailed = 5;
 // Most report text one worker may send under --explain.
 constexpr size_t kMaxExplainBytes = 1024 * 1024;
 // --explain's exit status when a group failed or had a metric error.
 constexpr int kExitExplainFailed = 1;
+// A worker sends one result per group per interval; a cycle that ran late
+// lets the next come sooner, so a few more are allowed in a burst.  More
+// than that is a worker flooding the supervisor.
+constexpr double kResultBurst = 4;
+// LOG lines: a worker logs a group's failure or a metric's error once, not
+// every cycle; this much is far beyond what a sound worker writes.
+constexpr double kLogBurst = 200;
+constexpr double kLogPerSecond = 20;
+
+// A token bucket: `capacity` tokens, refilled at `perMs` a millisecond.
+class Budget {
+public:
+	Budget(double capacity, double perMs) : capacity_(capacity), perMs_(perMs), tokens_(capacity) {}
+	bool take(uint64_t nowMs)
+	{
+		tokens_ = std::min(capacity_, tokens_ + static_cast<double>(nowMs - lastMs_) * perMs_);
+		lastMs_ = nowMs;
+		if (tokens_ < 1)
+			return false;
+		tokens_ -= 1;
+		return true;
+	}
+
+private:
+	double capacity_, perMs_, tokens_;
+	uint64_t lastMs_ = 0;
+};
 
 // EXPLAIN text for a terminal: the frame decoder let only UTF-8 without NUL
 // through; C0 controls but newline, DEL, and C1 controls (U+0080..U+009F,
@@ -154,12 +189,21 @@ private:
 	bool bye_ = false;
 	uint64_t frames_ = 0;
 	size_t explainBytes_ = 0;
+	std::unordered_map<std::string, Budget> results_; // group -> results it may send
+	Budget logs_{kLogBurst, kLogPerSecond / 1000};
 	char buf_[64 * 1024];
 };
 
 struct ServiceRuntime {
 	Supervisor::Impl *sup = nullptr;
-	const common::ServiceConfig *config = nullptr;
+	// Its own copy: a reload replaces the configuration while the worker
+	// of a service that is gone from it may still be running.
+	std::shared_ptr<const common::ServiceConfig> config;
+	// A reload changed the service: start the worker with this one once
+	// the old worker has exited.  Or removed it: forget the service then.
+	std::shared_ptr<const common::ServiceConfig> next;
+	bool removed = false;
+	bool awaitingReady = false;   // a START was sent, no WORKER_READY yet
 	std::unique_ptr<WorkerLink> link;
 	pid_t pid = -1;
 	WorkerState state = WorkerState::Starting;
@@ -167,6 +211,24 @@ struct ServiceRuntime {
 	uint64_t backoffMs = kBackoffFirstMs;
 	double startedAt = 0;
 	bool stopping = false;        // a STOP was sent; its exit is expected
+	uint64_t lastFrameMs = 0;     // uv_now() when the worker last sent a frame
+	bool reported = false;        // the current worker delivered a result
+	int earlyDeaths = 0;          // workers in a row that died before a result
+
+	// A worker that sends nothing for this long is hung: every group
+	// reports at least once per interval, and a cycle may last until the
+	// group's timeout.  Three intervals leave room for a slow machine.
+	uint64_t hangAfterMs() const
+	{
+		int64_t interval = INT64_MAX, timeout = 0;
+		for (const auto &g : config->groups) {
+			interval = std::min<int64_t>(interval, g.effectiveInterval.count());
+			timeout = std::max<int64_t>(timeout, g.timeout.count());
+		}
+		if (interval == INT64_MAX)
+			interval = 0;
+		return static_cast<uint64_t>(3 * interval + timeout);
+	}
 };
 
 struct Supervisor::Impl {
@@ -176,7 +238,12 @@ struct Supervisor::Impl {
 	SupervisorOptions opts;
 	MetricStore store;
 	std::map<std::string, ServiceRuntime> services;
-	std::vector<std::unique_ptr<HttpServer>> servers;
+	struct Listener {
+		std::string address;
+		bool healthOnly;
+		std::unique_ptr<HttpServer> server;
+	};
+	std::vector<Listener> servers;
 	UvHandle<uv_poll_t> spawnerPoll;
 	UvHandle<uv_signal_t> sigterm, sigint, sighup, sigchld;
 	UvHandle<uv_timer_t> tick;
@@ -189,12 +256,18 @@ struct Supervisor::Impl {
 	// succeeded without a metric error; why the run cannot complete.
 	std::map<std::string, bool> explained;
 	std::string explainProblem;
+	// SIGHUP: the configuration loaded and sent for the spawner to load
+	// too, waiting for its RELOADED; its digest; retries when the two
+	// read different files.
+	std::unique_ptr<common::Config> reloading;
+	std::string reloadingDigest;
+	int reloadRetries = 0;
 
 	Impl(uv_loop_t *l, common::Config c, SpawnerHandle s, SupervisorOptions o)
 	    : loop(l), config(std::move(c)), spawner(std::move(s)), opts(o), store(config)
 	{
 		for (const auto &svc : config.services) {
-			services[svc.name].config = &svc;
+			services[svc.name].config = std::make_shared<const common::ServiceConfig>(svc);
 			services[svc.name].sup = this;
 		}
 	}
@@ -208,10 +281,18 @@ struct Supervisor::Impl {
 	void onSpawnerMessage(const pme_proto_frame &f, std::vector<common::UniqueFd> &fds);
 	void linkFailed(ServiceRuntime &svc, const std::string &why);
 	void onTick();
+	void checkHung();
 	void finishExplain(double now);
 	void explainResult(const common::GroupResult &r);
 	void explainFailed(const std::string &why);
 	void reapSpawner();
+	Result<std::unique_ptr<HttpServer>> listen(const std::string &address, bool healthOnly);
+	void reload();
+	void reloaded(const pme_proto_reloaded &m);
+	void applyConfig(common::Config next);
+	void relisten(const common::Config &next);
+	void sendReloadStatus(bool done);
+	void serviceExited(ServiceRuntime &svc);
 	void shutdown(int code);
 	void finish();
 	HttpResponse route(const HttpRequest &req, bool healthOnly);
@@ -315,6 +396,7 @@ bool WorkerLink::received(const char *data, size_t len)
 {
 	ServiceRuntime &svc = svc_;
 	Supervisor::Impl &sup = sup_;
+	svc.lastFrameMs = uv_now(sup.loop);
 	while (len > 0) {
 		size_t took = pme_proto_decoder_feed(decoder_.get(), data, len);
 		data += took;
@@ -401,6 +483,21 @@ Result<void> WorkerLink::onGroup(const pme_proto_frame &f)
 	auto applied = sup_.store.apply(svc_.config->name, **r, wallNow());
 	if (!applied)
 		return fail("group '" + sanitize((*r)->group, 64) + "': " + applied.error().message);
+	const std::string &group = (*r)->group;
+	auto budget = results_.find(group);
+	if (budget == results_.end()) {
+		double intervalMs = 1000;
+		for (const auto &g : svc_.config->groups)
+			if (g.key == group)
+				intervalMs = std::max<double>(1, static_cast<double>(g.effectiveInterval.count()));
+		budget = results_.emplace(group, Budget(kResultBurst, 1 / intervalMs)).first;
+	}
+	if (!budget->second.take(uv_now(sup_.loop)))
+		return fail("group '" + group + "' sent results faster than its interval allows");
+	if (!svc_.reported) {
+		svc_.reported = true;
+		svc_.earlyDeaths = 0;
+	}
 	if (sup_.opts.explain)
 		sup_.explainResult(**r);
 	return {};
@@ -430,6 +527,9 @@ Result<void> WorkerLink::onLog(const pme_proto_frame &f)
 	int r = pme_proto_decode_log(&f, &m);
 	if (r != 0)
 		return fail(std::string("LOG: ") + pme_proto_strerror(r));
+	if (!logs_.take(uv_now(sup_.loop)))
+		return fail(log::format("more LOG lines than %.0f at once or %.0f a second",
+		    kLogBurst, kLogPerSecond));
 	int level = std::clamp<int>(m.priority, log::Error, log::Debug);
 	log::relay("worker[" + svc_.config->name + "]", level,
 	    sanitize(common::toString(m.message), 2048));
@@ -447,6 +547,33 @@ Result<void> WorkerLink::onBye(const pme_proto_frame &f)
 
 // ---- Supervisor::Impl -------------------------------------------------------
 
+namespace {
+
+// Every address to serve on, and whether it serves /health alone.
+std::vector<std::pair<std::string, bool>> listenersOf(const common::Config &config)
+{
+	std::vector<std::pair<std::string, bool>> out;
+	for (const auto &a : config.exporter.listen)
+		out.emplace_back(a, false);
+	if (!config.exporter.healthListen.empty())
+		out.emplace_back(config.exporter.healthListen, true);
+	return out;
+}
+
+} // namespace
+
+Result<std::unique_ptr<HttpServer>> Supervisor::Impl::listen(const std::string &address,
+    bool healthOnly)
+{
+	auto server = std::make_unique<HttpServer>(loop,
+	    [this, healthOnly](const HttpRequest &req) { return route(req, healthOnly); });
+	auto r = server->listen(address);
+	if (!r)
+		return fail("listen " + address + ": " + r.error().message);
+	log::info("listening on %s%s", address.c_str(), healthOnly ? " (health only)" : "");
+	return server;
+}
+
 void Supervisor::Impl::sendToSpawner(uint8_t type, const std::string &service)
 {
 	if (spawnerGone || !spawner.control)
@@ -462,6 +589,8 @@ void Supervisor::Impl::startService(ServiceRuntime &svc)
 {
 	svc.state = WorkerState::Starting;
 	svc.stopping = false;
+	svc.awaitingReady = true;
+	svc.reported = false;
 	svc.startedAt = wallNow();
 	store.setWorkerState(svc.config->name, WorkerState::Starting, -1, "", svc.startedAt);
 	sendToSpawner(PME_MSG_START, svc.config->name);
@@ -494,7 +623,7 @@ void Supervisor::Impl::scheduleRestart(ServiceRuntime &svc)
 	if (shuttingDown || opts.once || opts.explain)
 		return;
 	double ran = wallNow() - svc.startedAt;
-	if (ran >= kHealthyAfter)
+	if (ran >= kHealthyAfter && svc.reported)
 		svc.backoffMs = kBackoffFirstMs;
 	uint64_t delay = svc.backoffMs;
 	svc.backoffMs = std::min(svc.backoffMs * 2, kBackoffMaxMs);
@@ -511,6 +640,237 @@ void Supervisor::Impl::scheduleRestart(ServiceRuntime &svc)
 	store.countRestart(svc.config->name);
 	log::info("worker[%s]: restarting in %.0fs", svc.config->name.c_str(),
 	    static_cast<double>(delay) / 1000);
+}
+
+// ---- Reload ------------------------------------------------------------------
+//
+// SIGHUP: the supervisor loads and checks the file, then asks the spawner
+// to do the same (it trusts only its own copy: SPEC §1, invariant 3).  Only
+// when the spawner answers RELOADED with the digest of the same
+// configuration is the new one applied; an error on either side keeps the
+// old one running, every error logged with its file:line:column.  Applying
+// compares each service's definition as its worker would receive it: a
+// service whose definition is the same keeps its worker, untouched; a
+// changed one has its worker stopped and started again with the new
+// definition; a new one is started; a removed one is stopped.  The store
+// keeps every counter and series the new configuration still has.
+
+void Supervisor::Impl::reload()
+{
+	if (reloading) {
+		log::warnx("SIGHUP: a reload is already in progress; ignored");
+		return;
+	}
+	sendReloadStatus(false);
+	auto loaded = common::loadConfigFile(opts.configPath);
+	if (!loaded) {
+		for (const auto &e : loaded.error())
+			log::warnx("reload: %s", e.str().c_str());
+		log::warnx("reload: %s: %zu error%s; still running the previous configuration",
+		    opts.configPath.c_str(), loaded.error().size(),
+		    loaded.error().size() == 1 ? "" : "s");
+		store.configReloaded(false, wallNow());
+		sendReloadStatus(true);
+		return;
+	}
+	reloading = std::make_unique<common::Config>(std::move(*loaded));
+	reloadingDigest = common::configDigest(*reloading);
+	common::FrameWriter w;
+	pme_proto_writer_begin(w.get(), PME_MSG_RELOAD);
+	auto sent = spawnerGone || !spawner.control ? fail("the spawner is gone") :
+	    common::writeFrame(spawner.control.get(), *w);
+	if (!sent) {
+		log::warnx("reload: %s; still running the previous configuration",
+		    sent.error().message.c_str());
+		reloading.reset();
+		store.configReloaded(false, wallNow());
+		sendReloadStatus(true);
+	}
+}
+
+// systemd's reload protocol: RELOADING=1 when it starts, READY=1 when done.
+void Supervisor::Impl::sendReloadStatus(bool done)
+{
+#if PME_HAVE_SYSTEMD
+	sd_notify(0, done ? "READY=1" : "RELOADING=1");
+#else
+	(void)done;
+#endif
+}
+
+void Supervisor::Impl::reloaded(const pme_proto_reloaded &m)
+{
+	if (!reloading) {
+		log::warnx("protocol error: RELOADED from the spawner, which was not asked");
+		return;
+	}
+	auto next = std::move(reloading);
+	std::string message = sanitize(common::toString(m.message), 4096);
+	if (!m.ok) {
+		log::warnx("reload: the spawner refused the configuration: %s; still running "
+		    "the previous configuration", message.c_str());
+		store.configReloaded(false, wallNow());
+		sendReloadStatus(true);
+		return;
+	}
+	if (message != reloadingDigest) {
+		// The file changed between the two reads.  Applying either
+		// would leave the two processes on different configurations.
+		if (++reloadRetries <= 3) {
+			log::warnx("reload: %s changed while it was being read; reading it again",
+			    opts.configPath.c_str());
+			reload();
+			return;
+		}
+		log::warnx("reload: %s keeps changing; the spawner has the newest, pmed "
+		    "the previous configuration: send SIGHUP again once it is written",
+		    opts.configPath.c_str());
+		reloadRetries = 0;
+		store.configReloaded(false, wallNow());
+		sendReloadStatus(true);
+		return;
+	}
+	reloadRetries = 0;
+	applyConfig(std::move(*next));
+	store.configReloaded(true, wallNow());
+	sendReloadStatus(true);
+}
+
+void Supervisor::Impl::applyConfig(common::Config next)
+{
+	relisten(next);
+	if (next.exporter.user != config.exporter.user)
+		log::warnx("reload: exporter.user changed from '%s' to '%s': that takes a restart "
+		    "of pmed", config.exporter.user.c_str(), next.exporter.user.c_str());
+
+	// Decide against the old configuration, then switch.
+	enum class Change { Kept, Changed, Added };
+	std::vector<std::pair<Change, std::shared_ptr<const common::ServiceConfig>>> plan;
+	std::set<std::string> present;
+	for (const auto &sc : next.services) {
+		auto cfg = std::make_shared<const common::ServiceConfig>(sc);
+		present.insert(sc.name);
+		auto it = services.find(sc.name);
+		if (it == services.end()) {
+			plan.emplace_back(Change::Added, cfg);
+			continue;
+		}
+		const ServiceRuntime &svc = it->second;
+		const common::ServiceConfig &now = svc.next ? *svc.next : *svc.config;
+		bool same = !svc.removed && common::writeServiceDocument(config, now) ==
+		    common::writeServiceDocument(next, sc);
+		plan.emplace_back(same ? Change::Kept : Change::Changed, cfg);
+	}
+	config = std::move(next);
+	store.reconfigure(config);
+
+	size_t kept = 0, changed = 0, added = 0, removed = 0;
+	for (auto &[change, cfg] : plan) {
+		ServiceRuntime &svc = services[cfg->name];
+		switch (change) {
+		case Change::Added:
+			added++;
+			svc.sup = this;
+			svc.config = cfg;
+			log::info("reload: service %s added", cfg->name.c_str());
+			startService(svc);
+			break;
+		case Change::Kept:
+			kept++;
+			(svc.next ? svc.next : svc.config) = cfg;
+			break;
+		case Change::Changed:
+			changed++;
+			svc.removed = false;
+			log::info("reload: service %s changed; restarting its worker", cfg->name.c_str());
+			svc.next = cfg;
+			if (svc.pid > 0)
+				stopService(svc, "");
+			else if (!svc.awaitingReady)
+				serviceExited(svc);
+			// else: WORKER_READY or START_FAILED comes, and acts on next
+			break;
+		}
+	}
+	std::vector<std::string> gone;
+	for (auto &[name, svc] : services) {
+		if (present.contains(name) || svc.removed)
+			continue;
+		removed++;
+		log::info("reload: service %s removed", name.c_str());
+		svc.removed = true;
+		svc.next.reset();
+		if (svc.pid > 0)
+			stopService(svc, "");
+		else if (!svc.awaitingReady)
+			gone.push_back(name);
+	}
+	for (const auto &name : gone)
+		services.erase(name);
+	log::info("reload: %s: %zu service%s unchanged, %zu changed, %zu added, %zu removed",
+	    opts.configPath.c_str(), kept, kept == 1 ? "" : "s", changed, added, removed);
+}
+
+// The worker of a service that a reload changed or removed is gone (or was
+// never started): start the new definition, or forget the service.
+void Supervisor::Impl::serviceExited(ServiceRuntime &svc)
+{
+	if (svc.removed) {
+		services.erase(svc.config->name);
+		return;
+	}
+	svc.config = std::move(svc.next);
+	svc.next.reset();
+	svc.restart.close();
+	svc.backoffMs = kBackoffFirstMs;
+	svc.earlyDeaths = 0;
+	startService(svc);
+}
+
+// New listen addresses are opened before old ones are closed, and an
+// address in both keeps its socket (and its connections).  If one cannot be
+// opened, pmed goes on serving where it did: the rest of the reload applies.
+void Supervisor::Impl::relisten(const common::Config &next)
+{
+	auto wanted = listenersOf(next);
+	auto current = [&](const std::pair<std::string, bool> &w) {
+		return std::find_if(servers.begin(), servers.end(), [&](const Listener &l) {
+			return l.address == w.first && l.healthOnly == w.second;
+		});
+	};
+	std::vector<Listener> opened;
+	for (const auto &w : wanted) {
+		if (current(w) != servers.end())
+			continue;
+		auto server = listen(w.first, w.second);
+		if (!server) {
+			log::warnx("reload: %s; still listening where pmed did",
+			    server.error().message.c_str());
+			for (auto &l : opened)
+				l.server->close();
+			return;
+		}
+		opened.push_back({w.first, w.second, std::move(*server)});
+	}
+	std::vector<Listener> now;
+	for (const auto &w : wanted) {
+		auto it = current(w);
+		if (it != servers.end()) {
+			now.push_back(std::move(*it));
+			servers.erase(it);
+		} else {
+			auto o = std::find_if(opened.begin(), opened.end(), [&](const Listener &l) {
+				return l.address == w.first && l.healthOnly == w.second;
+			});
+			now.push_back(std::move(*o));
+			opened.erase(o);
+		}
+	}
+	for (auto &l : servers) {
+		log::info("no longer listening on %s", l.address.c_str());
+		l.server->close();
+	}
+	servers = std::move(now);
 }
 
 void Supervisor::Impl::onSpawnerReadable()
@@ -561,13 +921,15 @@ void Supervisor::Impl::onSpawnerMessage(const pme_proto_frame &f,
 			return;
 		}
 		ServiceRuntime &svc = it->second;
+		svc.awaitingReady = false;
 		svc.pid = static_cast<pid_t>(m.pid);
+		svc.lastFrameMs = uv_now(loop);
 		svc.link = std::make_unique<WorkerLink>(*this, svc, fds[0].release(), svc.pid);
 		auto opened = svc.link->open();
 		if (!opened)
 			linkFailed(svc, opened.error().message);
-		else if (shuttingDown)
-			stopService(svc, "");
+		else if (shuttingDown || svc.next || svc.removed)
+			stopService(svc, ""); // started from the configuration before a reload
 		return;
 	}
 	case PME_MSG_WORKER_EXITED: {
@@ -588,15 +950,32 @@ void Supervisor::Impl::onSpawnerMessage(const pme_proto_frame &f,
 		svc.stopping = false;
 		if (expected) {
 			log::debug("worker[%s] (pid %u) %s", svc.config->name.c_str(), m.pid, how.c_str());
+			if (svc.removed || svc.next) {
+				serviceExited(svc); // may erase it
+				return;
+			}
 		} else {
 			const char *hint = m.exit_code == EX_NOPERM ? " (its self check failed)"
 			    : m.exit_code == EX_CONFIG ? " (it rejected its configuration)" : "";
 			log::warnx("worker[%s] (pid %u) %s%s", svc.config->name.c_str(), m.pid,
 			    how.c_str(), hint);
 		}
-		svc.state = WorkerState::Restarting;
-		store.setWorkerState(svc.config->name, WorkerState::Restarting, -1, "worker " + how,
-		    wallNow());
+		// A worker that never delivered a result, again and again, will
+		// not get better by being restarted every few seconds.
+		svc.earlyDeaths = svc.reported ? 0 : svc.earlyDeaths + 1;
+		bool failed = svc.earlyDeaths >= kEarlyDeathsFailed;
+		svc.state = failed ? WorkerState::Failed : WorkerState::Restarting;
+		std::string reason = "worker " + how;
+		if (failed) {
+			reason = log::format("%d workers in a row died before their first result, "
+			    "the last one %s", svc.earlyDeaths, how.c_str());
+			svc.backoffMs = kBackoffMaxMs;
+			if (svc.earlyDeaths == kEarlyDeathsFailed && !shuttingDown)
+				log::warnx("worker[%s]: %s; marked failed, retrying every %.0f minutes",
+				    svc.config->name.c_str(), reason.c_str(),
+				    static_cast<double>(kBackoffMaxMs) / 60000);
+		}
+		store.setWorkerState(svc.config->name, svc.state, -1, reason, wallNow());
 		if (opts.explain && !expected)
 			explainFailed("its worker (pid " + std::to_string(m.pid) + ") " + how +
 			    (m.exit_code == EX_NOPERM ? " (its self check failed)" :
@@ -611,6 +990,12 @@ void Supervisor::Impl::onSpawnerMessage(const pme_proto_frame &f,
 		auto it = services.find(common::toString(m.service));
 		if (it == services.end())
 			return;
+		ServiceRuntime &svc = it->second;
+		svc.awaitingReady = false;
+		if (svc.removed || svc.next) {
+			serviceExited(svc); // it was refused with the old configuration
+			return;
+		}
 		std::string reason = sanitize(common::toString(m.reason), 1024);
 		log::warnx("service '%s' not started: %s", it->first.c_str(), reason.c_str());
 		it->second.state = WorkerState::Refused;
@@ -623,9 +1008,7 @@ void Supervisor::Impl::onSpawnerMessage(const pme_proto_frame &f,
 		pme_proto_reloaded m;
 		if ((r = pme_proto_decode_reloaded(&f, &m)) != 0)
 			break;
-		if (!m.ok)
-			log::warnx("spawner: reload refused: %s",
-			    sanitize(common::toString(m.message), 4096).c_str());
+		reloaded(m);
 		return;
 	}
 	default:
@@ -683,10 +1066,29 @@ void Supervisor::Impl::finishExplain(double now)
 	shutdown(ok ? 0 : kExitExplainFailed);
 }
 
+// A worker that stopped sending frames (deadlocked, stopped, spinning) is
+// stopped like one that broke the protocol, and restarted.
+void Supervisor::Impl::checkHung()
+{
+	uint64_t nowMs = uv_now(loop);
+	for (auto &[name, svc] : services) {
+		if (!svc.link || svc.stopping)
+			continue;
+		uint64_t limit = svc.hangAfterMs();
+		if (nowMs - svc.lastFrameMs <= limit)
+			continue;
+		linkFailed(svc, log::format("hung: no frame for %.0fs (3 times its shortest "
+		    "interval plus its longest timeout)", static_cast<double>(nowMs - svc.lastFrameMs) /
+		    1000));
+	}
+}
+
 void Supervisor::Impl::onTick()
 {
 	double now = wallNow();
 	store.expire(now);
+	if (!opts.once && !opts.explain)
+		checkHung();
 	if (opts.explain) {
 		finishExplain(now);
 		return;
@@ -738,8 +1140,8 @@ void Supervisor::Impl::shutdown(int code)
 #if PME_HAVE_SYSTEMD
 	sd_notify(0, "STOPPING=1");
 #endif
-	for (auto &s : servers)
-		s->close();
+	for (auto &l : servers)
+		l.server->close();
 	tick.close();
 	for (auto &[name, svc] : services) {
 		svc.link.reset();
@@ -812,20 +1214,11 @@ HttpResponse Supervisor::Impl::route(const HttpRequest &req, bool healthOnly)
 Result<void> Supervisor::Impl::start()
 {
 	if (!opts.once && !opts.explain) {
-		std::vector<std::pair<std::string, bool>> listeners;
-		for (const auto &a : config.exporter.listen)
-			listeners.emplace_back(a, false);
-		if (!config.exporter.healthListen.empty())
-			listeners.emplace_back(config.exporter.healthListen, true);
-		for (const auto &[addr, healthOnly] : listeners) {
-			bool h = healthOnly;
-			auto server = std::make_unique<HttpServer>(loop,
-			    [this, h](const HttpRequest &req) { return route(req, h); });
-			auto r = server->listen(addr);
-			if (!r)
-				return fail("listen " + addr + ": " + r.error().message);
-			log::info("listening on %s%s", addr.c_str(), h ? " (health only)" : "");
-			servers.push_back(std::move(server));
+		for (const auto &[addr, healthOnly] : listenersOf(config)) {
+			auto server = listen(addr, healthOnly);
+			if (!server)
+				return tl::unexpected(server.error());
+			servers.push_back({addr, healthOnly, std::move(*server)});
 		}
 	} else {
 		onceDeadline = wallNow() + static_cast<double>(opts.onceTimeoutMs) / 1000;
@@ -846,8 +1239,10 @@ Result<void> Supervisor::Impl::start()
 		if (signum == SIGCHLD) {
 			self->reapSpawner();
 		} else if (signum == SIGHUP) {
-			log::warnx("SIGHUP: reloading the configuration in place is not available in "
-			    "this version; restart pmed to apply changes");
+			if (self->opts.once || self->opts.explain || self->shuttingDown)
+				return;
+			log::info("SIGHUP: reloading %s", self->opts.configPath.c_str());
+			self->reload();
 		} else {
 			log::info("%s: shutting down", strsignal(signum));
 			self->shutdown(0);

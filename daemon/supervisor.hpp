@@ -23,6 +23,7 @@ struct SupervisorOptions {
 	bool explain = false;
 	std::string explainService;
 	std::vector<std::string> explainGroups;
+	std::string configPath;       // read again on SIGHUP
 };
 
 class Supervisor {

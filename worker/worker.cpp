@@ -44,6 +44,7 @@
 #include <variant>
 
 #include "command_source.hpp"
+#include "common/fnv.hpp"
 #include "common/log.hpp"
 #include "file_source.hpp"
 #include "http_source.hpp"
@@ -69,12 +70,7 @@ Millis startOffset(const std::string &service, const std::string &group, Millis 
 {
 	if (interval.count() <= 0)
 		return Millis(0);
-	uint64_t h = 14695981039346656037ull;
-	std::string key = service + "/" + group;
-	for (unsigned char c : key) {
-		h ^= c;
-		h *= 1099511628211ull;
-	}
+	uint64_t h = common::fnv1a(service + "/" + group);
 	return Millis(static_cast<int64_t>(h % static_cast<uint64_t>(interval.count())));
 }
 
@@ -89,16 +85,6 @@ struct Documents {
 	const JsonDocument *json = nullptr;
 	const XmlDocument *xml = nullptr;
 };
-
-uint64_t fnv1a(std::string_view data)
-{
-	uint64_t h = 14695981039346656037ull;
-	for (unsigned char c : data) {
-		h ^= c;
-		h *= 1099511628211ull;
-	}
-	return h;
-}
 
 // One extractor over one read, as an Extraction whatever the content.
 Extraction runExtractor(Extractor &x, const Documents &docs)
@@ -500,14 +486,14 @@ std::string_view Worker::Group::observationText(const SourceRead &read)
 		return {};
 	size_t from = 0;
 	if (observedSize_ > 0 && text.size() >= observedSize_ &&
-	    fnv1a(text.substr(0, observedSize_)) == observedHash_)
+	    common::fnv1a(text.substr(0, observedSize_)) == observedHash_)
 		from = observedSize_;
 	size_t end = text.rfind('\n');
 	end = end == std::string_view::npos ? 0 : end + 1;
 	if (end <= from)
 		return {};
 	observedSize_ = end;
-	observedHash_ = fnv1a(text.substr(0, end));
+	observedHash_ = common::fnv1a(text.substr(0, end));
 	return text.substr(from, end - from);
 }
 
