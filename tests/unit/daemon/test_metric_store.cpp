@@ -470,6 +470,91 @@ TEST(Lifecycle, AWorkerGoingDownMarksItsGroupsDownButKeepsTheData)
 	STRCMP_EQUAL("8", valueOf(text, "web_active").c_str());
 }
 
+TEST(Lifecycle, AReloadKeepsWhatTheNewConfigurationStillHas)
+{
+	MetricStore store(twoServices());
+	store.setWorkerState("web", WorkerState::Running, 10, "", 99);
+	store.countRestart("db");
+	STRCMP_EQUAL("100", counterAfter(store, 100, 100).c_str());
+	STRCMP_EQUAL("110", counterAfter(store, 10, 105).c_str());   // a reset
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(8)})}), 105);
+	applyOk(store, "db", result("stats", {family("db_queries_total", MetricType::Counter,
+	    {sample(50)})}), 105);
+	store.countScrape();
+
+	// web is the same; db loses its group; cache is new.
+	store.reconfigure(load(R"(
+exporter:
+  interval: 5s
+services:
+  web:
+    metric_groups:
+      status:
+        source_type: static
+        metrics:
+          web_requests_total: { type: counter, description: Requests served., value: 1 }
+          web_active: { type: gauge, description: Open connections., value: 1 }
+  db:
+    metric_groups:
+      other:
+        source_type: static
+        metrics:
+          db_other: { type: gauge, value: 1 }
+  cache:
+    metric_groups:
+      g:
+        source_type: static
+        metrics:
+          cache_hits: { type: gauge, value: 1 }
+)"));
+	store.configReloaded(true, 200);
+	std::string text = render(store);
+	// Series, status and counts go on; the counter keeps counting from
+	// where it was, with its last raw value.
+	STRCMP_EQUAL("110", valueOf(text, "web_requests_total").c_str());
+	STRCMP_EQUAL("8", valueOf(text, "web_active").c_str());
+	STRCMP_EQUAL("1", valueOf(text, "pme_worker_up{service=\"web\"}").c_str());
+	STRCMP_EQUAL("1", valueOf(text, "pme_source_up{service=\"web\",group=\"status\"}").c_str());
+	STRCMP_EQUAL("1", valueOf(text, "pme_worker_restarts_total{service=\"db\"}").c_str());
+	STRCMP_EQUAL("1", valueOf(text, "pme_scrapes_total").c_str());
+	STRCMP_EQUAL("1", valueOf(text, "pme_config_last_reload_successful").c_str());
+	STRCMP_EQUAL("200", valueOf(text,
+	    "pme_config_last_reload_success_timestamp_seconds").c_str());
+	STRCMP_EQUAL("115", counterAfter(store, 15, 205).c_str());
+	// What the configuration no longer has is gone; what is new is there.
+	STRCMP_EQUAL("absent", valueOf(text, "db_queries_total").c_str());
+	STRCMP_EQUAL("absent", valueOf(text,
+	    "pme_source_up{service=\"db\",group=\"stats\"}").c_str());
+	STRCMP_EQUAL("0", valueOf(text, "pme_source_up{service=\"cache\",group=\"g\"}").c_str());
+	auto refused = store.apply("db", result("stats", {}), 210);
+	CHECK_FALSE(refused.has_value());
+	applyOk(store, "cache", result("g", {family("cache_hits", MetricType::Gauge,
+	    {sample(3)})}), 210);
+	STRCMP_EQUAL("3", valueOf(render(store), "cache_hits").c_str());
+
+	// A failed reload changes only the flag.
+	store.configReloaded(false, 300);
+	text = render(store);
+	STRCMP_EQUAL("0", valueOf(text, "pme_config_last_reload_successful").c_str());
+	STRCMP_EQUAL("200", valueOf(text,
+	    "pme_config_last_reload_success_timestamp_seconds").c_str());
+}
+
+TEST(Lifecycle, AReloadThatChangesConstantLabelsDropsTheRenderedSeries)
+{
+	MetricStore store(twoServices());
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(8)})}), 100);
+	common::Config next = twoServices();
+	next.services[0].labels = {{"team", "edge"}};
+	store.reconfigure(next);
+	STRCMP_EQUAL("absent", valueOf(render(store), "web_active").c_str());
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(9)})}), 101);
+	STRCMP_EQUAL("9", valueOf(render(store), "web_active{team=\"edge\"}").c_str());
+}
+
 TEST(Lifecycle, AllGroupsReportedIgnoresRefusedServices)
 {
 	MetricStore store(twoServices());
