@@ -419,6 +419,52 @@ def test_stop_and_spawner_death():
         w.cleanup()
 
 
+def test_valgrind():
+    """pmed (supervisor and spawner) under valgrind: no leak, no memory error."""
+    if shutil.which("valgrind") is None:
+        print("skipped: valgrind is not installed")
+        raise SystemExit(pmetest.SKIP)
+    w, port = Workdir(), free_port()
+    pmed = None
+    try:
+        logs = os.path.join(w.path, "valgrind")
+        os.mkdir(logs)
+        os.chmod(logs, 0o777)   # the spawner and supervisor drop to the test user
+        counter = w.file("counter", "1\n")
+        path = w.config(reload_before(counter), port=port)
+        # Workers are executed, not forked, and run natively.
+        command = ["valgrind", "--quiet", "--leak-check=full", "--show-leak-kinds=definite",
+                   "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=9",
+                   "--trace-children=no", f"--log-file={logs}/pmed.%p", pmetest.PMED]
+        pmed = Pmed(path, port, command=command)
+        pmed.wait_for(lambda b: value(b, "keep_total") == 1 and value(b, "change_value") == 1,
+                      "every service", timeout=60)
+        for i in range(20):
+            w.file("counter", f"{i + 2}\n")
+            pmed.metrics()
+            pmed.request("/health")
+            time.sleep(0.1)
+        os.kill(worker_pids(pmed)["change"], signal.SIGKILL)
+        pmed.wait_for(lambda b: value(b, "pme_worker_restarts_total", service="change") == 1,
+                      "a restarted worker", timeout=30)
+        w.config(reload_after(counter), port=port)
+        pmed.proc.send_signal(signal.SIGHUP)
+        pmed.wait_for(lambda b: value(b, "added_value") == 4, "the reload", timeout=30)
+        code = pmed.stop(timeout=60)
+        reports = ""
+        for name in sorted(os.listdir(logs)):
+            with open(os.path.join(logs, name)) as f:
+                reports += f"--- {name}\n" + f.read()
+        assert code == 0, f"pmed under valgrind exited {code}:\n{reports}\n{pmed.log()}"
+        assert "definitely lost" not in reports and "Invalid" not in reports, reports
+        print(f"{len(os.listdir(logs))} processes checked, no report")
+    finally:
+        if pmed is not None:
+            pmed.stop()
+            pmed.kill_all()
+        w.cleanup()
+
+
 if __name__ == "__main__":
     pmetest.main({
         "hostile_workers": test_hostile_workers,
@@ -426,4 +472,5 @@ if __name__ == "__main__":
         "crash_loop": test_crash_loop,
         "reload": test_reload,
         "stop_and_spawner_death": test_stop_and_spawner_death,
+        "valgrind": test_valgrind,
     })
