@@ -12,12 +12,40 @@
 // pipelined requests are answered in order and a client that sends without
 // reading cannot make the server queue responses without bound.
 //
-// One timer per connection enforces the limits against slow clients: from
-// the first byte of a request until its response is written, the request
-// timeout runs (a fresh connection gets the same budget for its first
-// request); between keep-alive requests, the idle timeout.  Size limits
-// are checked in the llhttp data callbacks, before anything is buffered,
-// and turn into 414, 431 or 413 followed by closing the connection.
+// A connection is in one of three phases, and its one timer enforces the
+// limit of that phase against slow clients:
+//   Waiting     it owes us a request: just accepted, idle between
+//               keep-alive requests, or partway through a request.  The
+//               request timeout runs from the accept, or on a kept-alive
+//               connection from the first byte of the request; before that
+//               byte, the idle timeout.
+//   Responding  a response is being written and reading is stopped; the
+//               write timeout runs.
+//   Lingering   the last response is written and the connection shut down
+//               for writing; what the client still sends is read and
+//               dropped until it closes, LingerMs at most.  Closing at once
+//               with unread bytes would make the kernel send a reset, and
+//               a client still sending (a request line too long, say) would
+//               see "connection reset" instead of our 414.
+// Size limits are checked in the llhttp data callbacks, before anything is
+// buffered, and turn into 414, 431 or 413 followed by closing.
+//
+// The connection cap must not let slow clients lock out a scraper: 1,000
+// slowloris connections would otherwise hold every slot for a request
+// timeout each, again and again.  So at the cap a newcomer takes the place
+// of an open connection when one can be spared, and only when none can is
+// it refused (accepted, sent a 503 if the socket takes it at once, and
+// closed: never queued).  The connections that can be spared are, in this
+// order, a lingering one (it has had its answer) and then the one that
+// has been Waiting the longest: a slow client's request is older than a
+// scraper's, which arrives whole.  The two kinds are kept in intrusive
+// lists in the order they entered their phase, so the choice costs
+// nothing.  A Responding connection is never evicted: it has done its
+// part, and the write timeout bounds it.  Nor is a connection Waiting for
+// less than EvictionGraceMs: in a burst, the loop accepts every pending
+// connection before it reads any of them, and a request sitting unread in
+// the kernel's buffer is not a slow one; the newcomer is refused instead,
+// so that a burst is served first come, first served.
 #include "http_server.hpp"
 
 #include <netinet/in.h>
@@ -48,6 +76,17 @@ namespace {
 
 constexpr size_t MaxBodyBytes = 64 * 1024;
 constexpr size_t ReadBufferBytes = 64 * 1024;
+// Long enough for the loop to have read a connection accepted in the same
+// burst as the newcomer; short enough that a flood must open more than
+// maxConnections connections per this many milliseconds to get a
+// scraper refused.
+constexpr uint64_t EvictionGraceMs = 10;
+// Long enough for a client on a slow link to finish sending and read our
+// answer; a lingering connection is the first to be evicted anyway.
+constexpr uint64_t LingerMs = 2000;
+// Between two warnings that accept(2) failed, which under a flood would
+// otherwise be one line per connection.
+constexpr uint64_t AcceptWarningIntervalMs = 60000;
 
 const char *reasonPhrase(int status)
 {
@@ -104,12 +143,29 @@ std::shared_ptr<const std::string> textBody(int status)
 	return std::make_shared<const std::string>(std::string(reasonPhrase(status)) + "\n");
 }
 
+// Told to a refused or evicted client that is owed an answer, if its
+// socket takes it without waiting: the connection is closed right after,
+// and nothing is kept to finish the write.
+void tryWriteBusy(uv_tcp_t *tcp)
+{
+	static const std::string busy = [] {
+		std::string body = "too many connections, try again\n";
+		return "HTTP/1.1 503 Service Unavailable\r\n"
+		    "Content-Type: text/plain; charset=utf-8\r\n"
+		    "Content-Length: " + std::to_string(body.size()) + "\r\n"
+		    "Connection: close\r\n\r\n" + body;
+	}();
+	// uv_buf_t is not const; libuv only reads from it.
+	uv_buf_t buf = uv_buf_init(const_cast<char *>(busy.data()), static_cast<unsigned>(busy.size()));
+	uv_try_write(reinterpret_cast<uv_stream_t *>(tcp), &buf, 1);
+}
+
 struct Listener {
 	uv_tcp_t tcp;
 	HttpServer::Impl *server;
 };
 
-// A client over the connection limit: accepted, then closed at once.
+// A client refused at the connection cap: accepted, then closed at once.
 struct Rejected {
 	uv_tcp_t tcp;
 };
@@ -124,6 +180,15 @@ struct WriteReq {
 	std::shared_ptr<const std::string> tail;
 };
 
+// Connections in the order they entered a phase, oldest first.
+struct ConnList {
+	Connection *head = nullptr;
+	Connection *tail = nullptr;
+
+	void push(Connection *c);
+	void remove(Connection *c);
+};
+
 } // namespace
 
 struct HttpServer::Impl {
@@ -132,20 +197,38 @@ struct HttpServer::Impl {
 	HttpLimits limits;
 	std::vector<Listener *> listeners;
 	std::unordered_set<Connection *> conns;
+	ConnList waiting;   // Waiting connections, by the time they began to wait
+	ConnList lingering; // Lingering connections, by the time they began to linger
 	uint64_t served = 0;
+	uint64_t evicted = 0;
+	uint64_t refused = 0;
+	uint64_t timedOut = 0;
+	uint64_t lastAcceptWarning = 0;
+	bool acceptWarned = false;
 	bool closed = false;
 
 	Impl(uv_loop_t *l, Handler h, HttpLimits lim) : loop(l), handler(std::move(h)), limits(lim) {}
 	void closeAll();
+	bool evictOne();
+	void refuse(uv_stream_t *listener);
+	void acceptFailed(int status);
 	static void onConnection(uv_stream_t *stream, int status) noexcept;
 };
 
 namespace {
 
+enum class Phase {
+	Waiting,    // for a request: new, idle, or partway through one
+	Responding, // a response is being written
+	Lingering,  // answered and shut down for writing, until the client closes
+	Closed,     // uv_close called, deleted when both handles are closed
+};
+
 struct Connection {
-	HttpServer::Impl *server; // null once closing
+	HttpServer::Impl *server; // null once closed
 	uv_tcp_t tcp;
 	uv_timer_t timer;
+	uv_shutdown_t shutdownReq;
 	int openHandles = 0;
 	llhttp_t parser;
 
@@ -159,17 +242,26 @@ struct Connection {
 	bool keepAlive = true;
 	bool http10 = false;
 
-	bool inRequest = false; // bytes of a request seen, response not sent
-	bool writing = false;
-	bool closing = false;
+	Phase phase = Phase::Waiting;
+	uint64_t since = 0;     // loop time at which the phase began
+	ConnList *list = nullptr; // the server's list for the phase, if it has one
+	Connection *prev = nullptr;
+	Connection *next = nullptr;
+
+	bool inRequest = false; // bytes of a request seen since the last response
+	bool answered = false;  // a response has been sent
 	bool closeAfterWrite = false;
+	bool peerClosed = false; // the client has shut down its side
 	bool reading = false;
 	std::string pending;    // received after a complete message, not parsed yet
 
 	explicit Connection(HttpServer::Impl *s) : server(s) {}
 
 	void start();
+	void enter(Phase p);
 	void close();
+	void evict();
+	void linger();
 	void arm(uint64_t ms);
 	void startReading();
 	void stopReading();
@@ -195,9 +287,36 @@ struct Connection {
 	static void onAlloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) noexcept;
 	static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept;
 	static void onWrite(uv_write_t *w, int status) noexcept;
+	static void onShutdown(uv_shutdown_t *req, int status) noexcept;
 	static void onTimer(uv_timer_t *t) noexcept;
 	static void onClose(uv_handle_t *h) noexcept;
 };
+
+void ConnList::push(Connection *c)
+{
+	c->list = this;
+	c->prev = tail;
+	c->next = nullptr;
+	if (tail)
+		tail->next = c;
+	else
+		head = c;
+	tail = c;
+}
+
+void ConnList::remove(Connection *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		tail = c->prev;
+	c->list = nullptr;
+	c->prev = c->next = nullptr;
+}
 
 const llhttp_settings_t *Connection::settings()
 {
@@ -222,21 +341,68 @@ void Connection::start()
 	llhttp_init(&parser, HTTP_REQUEST, settings());
 	parser.data = this;
 	uv_tcp_nodelay(&tcp, 1);
+	enter(Phase::Waiting);
 	arm(server->limits.requestTimeoutMs);
 	startReading();
 }
 
+// Moves the connection to the end of its new phase's list: the lists stay
+// sorted by `since` because the loop's clock does not go back.
+void Connection::enter(Phase p)
+{
+	if (list)
+		list->remove(this);
+	phase = p;
+	if (!server)
+		return;
+	since = uv_now(server->loop);
+	if (p == Phase::Waiting)
+		server->waiting.push(this);
+	else if (p == Phase::Lingering)
+		server->lingering.push(this);
+}
+
 void Connection::close()
 {
-	if (closing)
+	if (phase == Phase::Closed)
 		return;
-	closing = true;
+	enter(Phase::Closed);
 	if (server) {
 		server->conns.erase(this);
 		server = nullptr;
 	}
 	uv_close(reinterpret_cast<uv_handle_t *>(&tcp), onClose);
 	uv_close(reinterpret_cast<uv_handle_t *>(&timer), onClose);
+}
+
+// Makes room for a new connection (see the top of the file).
+void Connection::evict()
+{
+	// An idle keep-alive connection is closed as its idle timeout would;
+	// a client we owe an answer is told why.
+	if (phase == Phase::Waiting && (inRequest || !answered))
+		tryWriteBusy(&tcp);
+	common::log::debug("http: %zu connections open, evicting one %s for a new one",
+	    server->conns.size(),
+	    phase == Phase::Lingering ? "that is closing" :
+	    inRequest ? "partway through a request" : "waiting for a request");
+	close();
+}
+
+void Connection::linger()
+{
+	if (peerClosed) {
+		close();
+		return;
+	}
+	enter(Phase::Lingering);
+	int r = uv_shutdown(&shutdownReq, reinterpret_cast<uv_stream_t *>(&tcp), onShutdown);
+	if (r < 0) {
+		close();
+		return;
+	}
+	arm(LingerMs);
+	startReading();
 }
 
 void Connection::arm(uint64_t ms)
@@ -246,7 +412,7 @@ void Connection::arm(uint64_t ms)
 
 void Connection::startReading()
 {
-	if (reading || closing)
+	if (reading || phase == Phase::Closed)
 		return;
 	int r = uv_read_start(reinterpret_cast<uv_stream_t *>(&tcp), onAlloc, onRead);
 	if (r < 0) {
@@ -268,7 +434,7 @@ void Connection::stopReading()
 void Connection::execute(const char *data, size_t len)
 {
 	llhttp_errno_t err = llhttp_execute(&parser, data, len);
-	if (closing)
+	if (phase == Phase::Closed)
 		return;
 	if (err == HPE_OK)
 		return;
@@ -360,17 +526,17 @@ void Connection::send(const HttpResponse &resp, bool headOnly, bool closeAfter)
 	}
 	w->req.data = w;
 	closeAfterWrite = closeAfterWrite || closeAfter;
-	writing = true;
+	answered = true;
+	enter(Phase::Responding);
 	int r = uv_write(&w->req, reinterpret_cast<uv_stream_t *>(&tcp), bufs, n, onWrite);
 	if (r < 0) {
 		delete w;
-		writing = false;
 		common::log::debug("http: write: %s", uv_strerror(r));
 		close();
 		return;
 	}
-	if (server)
-		server->served++;
+	arm(server->limits.writeTimeoutMs);
+	server->served++;
 }
 
 void Connection::sendError(int status)
@@ -385,21 +551,25 @@ void Connection::sendError(int status)
 
 void Connection::writeDone(int status)
 {
-	writing = false;
-	if (closing)
+	if (phase == Phase::Closed)
 		return;
-	if (status < 0 || closeAfterWrite) {
+	if (status < 0) {
 		close();
 		return;
 	}
+	if (closeAfterWrite) {
+		linger();
+		return;
+	}
 	// Ready for the next request.
+	enter(Phase::Waiting);
 	arm(server->limits.idleTimeoutMs);
 	llhttp_resume(&parser);
 	if (!pending.empty()) {
 		std::string data = std::move(pending);
 		pending.clear();
 		execute(data.data(), data.size());
-		if (closing || writing)
+		if (phase != Phase::Waiting)
 			return;
 	}
 	startReading();
@@ -407,12 +577,22 @@ void Connection::writeDone(int status)
 
 void Connection::timeout()
 {
-	if (closing)
-		return;
-	if (inRequest && !writing) {
-		common::log::debug("http: request not complete in time, closing");
-		sendError(408);
-		return;
+	switch (phase) {
+	case Phase::Waiting:
+		if (inRequest || !answered)
+			server->timedOut++;
+		if (inRequest) {
+			common::log::debug("http: request not complete in time, closing");
+			sendError(408);
+			return;
+		}
+		break;
+	case Phase::Responding:
+		common::log::debug("http: response not taken in time, closing");
+		break;
+	case Phase::Lingering:
+	case Phase::Closed:
+		break;
 	}
 	close();
 }
@@ -427,7 +607,10 @@ int Connection::onMessageBegin(llhttp_t *p) noexcept
 	c->refuse = 0;
 	if (!c->inRequest) {
 		c->inRequest = true;
-		c->arm(c->server->limits.requestTimeoutMs);
+		// A new connection's budget runs from the accept: sending a
+		// first byte late must not buy more time.
+		if (c->answered)
+			c->arm(c->server->limits.requestTimeoutMs);
 	}
 	return 0;
 }
@@ -531,18 +714,19 @@ void Connection::onAlloc(uv_handle_t * /*h*/, size_t /*suggested*/, uv_buf_t *bu
 void Connection::onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) noexcept
 {
 	Connection *c = static_cast<Connection *>(s->data);
-	if (c->closing)
+	if (c->phase == Phase::Closed)
 		return;
 	if (nread < 0) {
 		// End of the client's requests: finish what is being written.
+		c->peerClosed = true;
 		c->stopReading();
-		if (c->writing)
+		if (c->phase == Phase::Responding)
 			c->closeAfterWrite = true;
 		else
 			c->close();
 		return;
 	}
-	if (nread == 0)
+	if (nread == 0 || c->phase == Phase::Lingering)
 		return;
 	c->execute(buf->base, static_cast<size_t>(nread));
 }
@@ -553,6 +737,13 @@ void Connection::onWrite(uv_write_t *w, int status) noexcept
 	Connection *c = req->conn;
 	delete req;
 	c->writeDone(status);
+}
+
+void Connection::onShutdown(uv_shutdown_t *req, int status) noexcept
+{
+	// UV_ECANCELED: the connection is being closed already.
+	if (status < 0 && status != UV_ECANCELED)
+		static_cast<Connection *>(req->handle->data)->close();
 }
 
 void Connection::onTimer(uv_timer_t *t) noexcept
@@ -579,24 +770,58 @@ void closeRejected(uv_handle_t *h) noexcept
 
 } // namespace
 
+bool HttpServer::Impl::evictOne()
+{
+	Connection *victim = lingering.head;
+	if (!victim && waiting.head && uv_now(loop) - waiting.head->since >= EvictionGraceMs)
+		victim = waiting.head;
+	if (!victim)
+		return false;
+	evicted++;
+	victim->evict();
+	return true;
+}
+
+void HttpServer::Impl::refuse(uv_stream_t *listener)
+{
+	refused++;
+	common::log::debug("http: %zu connections open, none can be evicted, refusing one more",
+	    conns.size());
+	auto *r = new (std::nothrow) Rejected;
+	if (!r)
+		return;
+	uv_tcp_init(loop, &r->tcp);
+	r->tcp.data = r;
+	if (uv_accept(listener, reinterpret_cast<uv_stream_t *>(&r->tcp)) == 0)
+		tryWriteBusy(&r->tcp);
+	uv_close(reinterpret_cast<uv_handle_t *>(&r->tcp), closeRejected);
+}
+
+void HttpServer::Impl::acceptFailed(int status)
+{
+	// With EMFILE or ENFILE, libuv has accepted and closed the connection
+	// to keep the listener from spinning: a client was refused.
+	refused++;
+	uint64_t now = uv_now(loop);
+	if (acceptWarned && now - lastAcceptWarning < AcceptWarningIntervalMs)
+		return;
+	acceptWarned = true;
+	lastAcceptWarning = now;
+	common::log::warnx("http: accept: %s (%zu connections open, limit %zu); clients are "
+	    "refused until descriptors are free: raise RLIMIT_NOFILE or lower the connection limit",
+	    uv_strerror(status), conns.size(), limits.maxConnections);
+}
+
 void HttpServer::Impl::onConnection(uv_stream_t *stream, int status) noexcept
 {
 	auto *l = static_cast<Listener *>(stream->data);
 	Impl *self = l->server;
 	if (status < 0) {
-		common::log::warnx("http: accept: %s", uv_strerror(status));
+		self->acceptFailed(status);
 		return;
 	}
-	if (self->conns.size() >= self->limits.maxConnections) {
-		auto *r = new (std::nothrow) Rejected;
-		if (!r)
-			return;
-		uv_tcp_init(self->loop, &r->tcp);
-		r->tcp.data = r;
-		uv_accept(stream, reinterpret_cast<uv_stream_t *>(&r->tcp));
-		uv_close(reinterpret_cast<uv_handle_t *>(&r->tcp), closeRejected);
-		common::log::debug("http: %zu connections open, refusing one more",
-		    self->conns.size());
+	if (self->conns.size() >= self->limits.maxConnections && !self->evictOne()) {
+		self->refuse(stream);
 		return;
 	}
 	auto *c = new (std::nothrow) Connection(self);
@@ -738,6 +963,21 @@ size_t HttpServer::connections() const
 uint64_t HttpServer::requestsServed() const
 {
 	return impl_->served;
+}
+
+uint64_t HttpServer::connectionsEvicted() const
+{
+	return impl_->evicted;
+}
+
+uint64_t HttpServer::connectionsRefused() const
+{
+	return impl_->refused;
+}
+
+uint64_t HttpServer::requestsTimedOut() const
+{
+	return impl_->timedOut;
 }
 
 int HttpServer::port(size_t listener) const

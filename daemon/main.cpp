@@ -2,6 +2,7 @@
 // pmed: load the configuration, fork the spawner, drop privileges, serve.
 #include <getopt.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -143,6 +144,21 @@ bool explainTarget(const common::Config &config, const std::string &arg,
 	return true;
 }
 
+// Each HTTP connection and each worker takes a descriptor of the
+// supervisor: use what the hard limit allows, not the soft 1024 that
+// systemd and shells start a process with.  libuv uses epoll, so a
+// descriptor above FD_SETSIZE is no problem.
+void raiseFileLimit()
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, 1 << 20);
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		log::warn("raising the limit of open files to %llu",
+		    static_cast<unsigned long long>(rl.rlim_cur));
+}
+
 int run(int argc, char **argv)
 {
 	enum { OptOnce = 1000, OptExplain, OptVersion, OptHelp };
@@ -234,6 +250,9 @@ int run(int argc, char **argv)
 	auto spawner = daemon::startSpawner(config, sopts);
 	if (!spawner)
 		log::fatalx(EX_OSERR, "%s", spawner.error().message.c_str());
+	// After the fork: the spawner, its workers and their commands keep the
+	// usual limit (some programs walk every possible descriptor at start).
+	raiseFileLimit();
 	auto dropped = daemon::dropSupervisorPrivileges(sopts);
 	if (!dropped) {
 		kill(spawner->pid, SIGTERM);

@@ -119,6 +119,8 @@ const char *const reservedNames[] = {
 	"pme_frames_received_total", "pme_protocol_errors_total", "pme_scrapes_total",
 	"pme_source_families_rejected_total",
 	"pme_series_dropped_total", "pme_build_info", "pme_config_last_reload_successful",
+	"pme_http_connections_evicted_total", "pme_http_connections_refused_total",
+	"pme_http_requests_timed_out_total",
 	"pme_config_last_reload_success_timestamp_seconds", "process_cpu_seconds_total",
 	"process_resident_memory_bytes", "process_virtual_memory_bytes", "process_open_fds",
 	"process_max_fds", "process_start_time_seconds",
@@ -579,6 +581,7 @@ struct MetricStore::Impl {
 	std::vector<size_t> joinOrder; // indices of merged, sorted by MergedFamily::order
 	uint64_t scrapes = 0;
 	uint64_t seriesDropped = 0;
+	uint64_t httpEvicted = 0, httpRefused = 0, httpTimedOut = 0;
 	bool reloadOk = true;
 	double reloadedAt = 0;  // the configuration in use: loaded at start or reload
 	std::set<std::pair<std::string, std::string>> loggedDuplicates; // (family, service)
@@ -944,6 +947,18 @@ void MetricStore::Impl::appendVolatile(std::string &o)
 	appendSample(o, "pme_series_dropped_total", {}, static_cast<double>(seriesDropped));
 	appendHeader(o, "pme_build_info", "pme build information.", MetricType::Gauge);
 	appendSample(o, "pme_build_info", {{"version", PME_VERSION}}, 1);
+	appendHeader(o, "pme_http_connections_evicted_total",
+	    "Connections closed to make room for a new one at the connection cap.",
+	    MetricType::Counter);
+	appendSample(o, "pme_http_connections_evicted_total", {}, static_cast<double>(httpEvicted));
+	appendHeader(o, "pme_http_connections_refused_total",
+	    "Connections refused at once: none could be evicted, or accept failed.",
+	    MetricType::Counter);
+	appendSample(o, "pme_http_connections_refused_total", {}, static_cast<double>(httpRefused));
+	appendHeader(o, "pme_http_requests_timed_out_total",
+	    "Requests that did not arrive whole within the request timeout.",
+	    MetricType::Counter);
+	appendSample(o, "pme_http_requests_timed_out_total", {}, static_cast<double>(httpTimedOut));
 	appendHeader(o, "pme_config_last_reload_successful",
 	    "Whether the last configuration reload (SIGHUP) succeeded.", MetricType::Gauge);
 	appendSample(o, "pme_config_last_reload_successful", {}, reloadOk ? 1 : 0);
@@ -1190,6 +1205,13 @@ void MetricStore::adopt(MetricStore &old)
 	to.loggedDuplicates = std::move(from.loggedDuplicates);
 	to.loggedRejections = std::move(from.loggedRejections);
 	to.touch(true);
+}
+
+void MetricStore::setHttpStats(uint64_t evicted, uint64_t refused, uint64_t timedOut)
+{
+	impl_->httpEvicted = evicted;
+	impl_->httpRefused = refused;
+	impl_->httpTimedOut = timedOut;
 }
 
 void MetricStore::configReloaded(bool ok, double now)

@@ -71,6 +71,8 @@ public:
 	bool allGroupsReported() const;
 	// Counters exposed as self-metrics.
 	void countScrape();
+	// The HTTP front's counts, summed over its listeners, as of now.
+	void setHttpStats(uint64_t evicted, uint64_t refused, uint64_t timedOut);
 	void countFrames(const std::string &service, uint64_t n);
 	void countProtocolError(const std::string &service);
 

@@ -244,6 +244,8 @@ struct Supervisor::Impl {
 		std::unique_ptr<HttpServer> server;
 	};
 	std::vector<Listener> servers;
+	// The counts of listeners a reload closed, so that the counters go on.
+	uint64_t closedHttp[3] = {0, 0, 0};
 	UvHandle<uv_poll_t> spawnerPoll;
 	UvHandle<uv_signal_t> sigterm, sigint, sighup, sigchld;
 	UvHandle<uv_timer_t> tick;
@@ -868,6 +870,9 @@ void Supervisor::Impl::relisten(const common::Config &next)
 	}
 	for (auto &l : servers) {
 		log::info("no longer listening on %s", l.address.c_str());
+		closedHttp[0] += l.server->connectionsEvicted();
+		closedHttp[1] += l.server->connectionsRefused();
+		closedHttp[2] += l.server->requestsTimedOut();
 		l.server->close();
 	}
 	servers = std::move(now);
@@ -1185,6 +1190,14 @@ HttpResponse Supervisor::Impl::route(const HttpRequest &req, bool healthOnly)
 	};
 	if (req.path == "/metrics" && !healthOnly) {
 		store.countScrape();
+		uint64_t evicted = 0, refused = 0, timedOut = 0;
+		for (const auto &l : servers) {
+			evicted += l.server->connectionsEvicted();
+			refused += l.server->connectionsRefused();
+			timedOut += l.server->requestsTimedOut();
+		}
+		store.setHttpStats(evicted + closedHttp[0], refused + closedHttp[1],
+		    timedOut + closedHttp[2]);
 		res.contentType = "text/plain; version=0.0.4; charset=utf-8";
 		auto parts = store.expositionParts();
 		res.body = std::move(parts.data);

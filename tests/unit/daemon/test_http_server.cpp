@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: ISC
 // HttpServer against real loopback clients: responses, keep-alive,
-// pipelining, limits and timeouts.
+// pipelining, limits, timeouts, and who gets a slot at the connection cap.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -26,13 +27,17 @@ namespace {
 
 // ---- a blocking client, run in a thread while the test runs the loop ----
 
-int connectTo(int port)
+// rcvbuf: a small receive buffer, for a client that does not read to
+// leave the server's write pending with little data in flight.
+int connectTo(int port, int rcvbuf = 0)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	timeval tv{5, 0}; // a broken server fails the test instead of hanging it
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	if (rcvbuf > 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 	sockaddr_in sa{};
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons(static_cast<uint16_t>(port));
@@ -119,6 +124,45 @@ bool closedByServer(int fd, std::string *extra = nullptr)
 	}
 }
 
+// True when the server ended the connection with a FIN after everything
+// it sent, as opposed to a reset, which can destroy an answer not read yet.
+bool closedCleanly(int fd)
+{
+	char chunk[4096];
+	ssize_t n;
+	while ((n = recv(fd, chunk, sizeof chunk, 0)) > 0)
+		;
+	return n == 0;
+}
+
+// What a refused or evicted client that is owed an answer reads.
+bool isBusy(const Response &r)
+{
+	return r.complete && r.status == 503 && r.header("Connection") == "close" &&
+	    r.body == "too many connections, try again\n";
+}
+
+double secondsSince(std::chrono::steady_clock::time_point t0)
+{
+	return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void pause(int ms)
+{
+	std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
+// A body much larger than loopback socket buffers (4 MiB on the sending
+// side at most by default), so that a client that does not read keeps its
+// response being written.
+std::shared_ptr<const std::string> bigBody()
+{
+	std::string body(16 << 20, 'x');
+	for (size_t i = 0; i < body.size(); i += 4096)
+		body[i] = static_cast<char>('a' + (i / 4096) % 26);
+	return std::make_shared<const std::string>(std::move(body));
+}
+
 std::string get(const std::string &path, const std::string &extraHeaders = "")
 {
 	return "GET " + path + " HTTP/1.1\r\nHost: test\r\n" + extraHeaders + "\r\n";
@@ -184,6 +228,10 @@ private:
 		seen.push_back({req.method, req.path, req.target, ua ? *ua : ""});
 		HttpResponse res;
 		if (req.path == "/big" && big) {
+			res.body = big;
+		} else if (req.path == "/slowbig" && big) {
+			// Blocks the loop, so that clients pile up in the backlog.
+			pause(300);
 			res.body = big;
 		} else if (req.path == "/split") {
 			res.body = std::make_shared<const std::string>("data part\n");
@@ -516,44 +564,195 @@ TEST(HttpServing, OversizedBodyIs413)
 	LONGS_EQUAL(413, chunked.status);
 }
 
-TEST(HttpServing, ConnectionsOverTheLimitAreClosedAtOnce)
+TEST(HttpServing, AtTheCapTheConnectionWaitingLongestIsEvicted)
 {
 	HttpLimits limits;
 	limits.maxConnections = 2;
 	Harness h(limits);
-	Response r1, r2, r4;
-	bool thirdClosed = false;
-	std::string thirdData;
+	Response ra, rb, rc, rb2, rd;
+	bool aClosed = false, cClosed = false;
+	std::string cData;
 	h.run([&](int port) {
-		std::string b1, b2, b4;
-		int c1 = connectTo(port);
-		int c2 = connectTo(port);
-		sendAll(c1, get("/1"));
-		r1 = readResponse(c1, b1);
-		sendAll(c2, get("/2"));
-		r2 = readResponse(c2, b2);
-		int c3 = connectTo(port);
-		thirdClosed = closedByServer(c3, &thirdData);
-		close(c3);
-		// Once one leaves, a new client gets in.
-		close(c1);
-		for (int attempt = 0; attempt < 100 && !r4.complete; attempt++) {
-			b4.clear();
-			int c4 = connectTo(port);
-			sendAll(c4, get("/4"));
-			r4 = readResponse(c4, b4);
-			close(c4);
-			if (!r4.complete)
-				std::this_thread::sleep_for(std::chrono::milliseconds(10));
-		}
-		close(c2);
+		std::string ba, bb, bc, bd;
+		// a: partway through a request, the oldest.
+		int a = connectTo(port);
+		sendAll(a, "GET /a HTTP/1.1\r\nHo");
+		pause(50);
+		// b: a complete request, then idle on keep-alive.
+		int b = connectTo(port);
+		sendAll(b, get("/b"));
+		rb = readResponse(b, bb);
+		pause(50);
+		// c takes a's place; a is told why.
+		int c = connectTo(port);
+		sendAll(c, get("/c"));
+		rc = readResponse(c, bc);
+		ra = readResponse(a, ba);
+		aClosed = closedByServer(a);
+		close(a);
+		// b was left alone.
+		sendAll(b, get("/b2"));
+		rb2 = readResponse(b, bb);
+		pause(50);
+		// Now c has waited longest (b's second answer came later): it
+		// is closed as its idle timeout would, without a word.
+		int d = connectTo(port);
+		sendAll(d, get("/d"));
+		rd = readResponse(d, bd);
+		cClosed = closedByServer(c, &cData);
+		close(c);
+		close(b);
+		close(d);
 	});
-	LONGS_EQUAL(200, r1.status);
-	LONGS_EQUAL(200, r2.status);
-	CHECK_TRUE(thirdClosed);
-	STRCMP_EQUAL("", thirdData.c_str());
-	CHECK_TRUE(r4.complete);
-	LONGS_EQUAL(200, r4.status);
+	LONGS_EQUAL(200, rb.status);
+	LONGS_EQUAL(200, rc.status);
+	CHECK_TRUE(isBusy(ra));
+	CHECK_TRUE(aClosed);
+	LONGS_EQUAL(200, rb2.status);
+	LONGS_EQUAL(200, rd.status);
+	CHECK_TRUE(cClosed);
+	STRCMP_EQUAL("", cData.c_str());
+	LONGS_EQUAL(2, h.server().connectionsEvicted());
+	LONGS_EQUAL(0, h.server().connectionsRefused());
+	LONGS_EQUAL(4, h.seen.size());
+}
+
+TEST(HttpServing, AConnectionBeingAnsweredIsNeverEvicted)
+{
+	HttpLimits limits;
+	limits.maxConnections = 2;
+	Harness h(limits);
+	h.big = bigBody();
+	Response rw, rs, rn;
+	h.run([&](int port) {
+		std::string bw, bs, bn;
+		// w, the oldest, asks for a large body and does not read it.
+		int w = connectTo(port, 65536);
+		sendAll(w, get("/big"));
+		pause(50);
+		int slow = connectTo(port);
+		sendAll(slow, "GET / HTTP/1.1\r\n");
+		pause(50);
+		int n = connectTo(port);
+		sendAll(n, get("/n"));
+		rn = readResponse(n, bn);
+		rs = readResponse(slow, bs);
+		// w's answer arrives whole.
+		rw = readResponse(w, bw);
+		close(w);
+		close(slow);
+		close(n);
+	});
+	LONGS_EQUAL(200, rn.status);
+	CHECK_TRUE(isBusy(rs));
+	CHECK_TRUE(rw.complete);
+	CHECK_TRUE(rw.body == *h.big);
+	LONGS_EQUAL(1, h.server().connectionsEvicted());
+	LONGS_EQUAL(0, h.server().connectionsRefused());
+}
+
+TEST(HttpServing, WhenEveryConnectionIsBeingAnsweredTheNewcomerIsRefused)
+{
+	HttpLimits limits;
+	limits.maxConnections = 1;
+	Harness h(limits);
+	h.big = bigBody();
+	Response rw, rx;
+	bool xClosed = false;
+	double waited = 0;
+	h.run([&](int port) {
+		std::string bw, bx;
+		int w = connectTo(port, 65536);
+		sendAll(w, get("/big"));
+		pause(50);
+		auto t0 = std::chrono::steady_clock::now();
+		int x = connectTo(port);
+		sendAll(x, get("/x"));
+		rx = readResponse(x, bx);
+		xClosed = closedByServer(x);
+		waited = secondsSince(t0);
+		close(x);
+		rw = readResponse(w, bw);
+		close(w);
+	});
+	// Refused at once, not queued until w is done.
+	CHECK_TRUE(isBusy(rx));
+	CHECK_TRUE(xClosed);
+	CHECK(waited < 1);
+	CHECK_TRUE(rw.body == *h.big);
+	LONGS_EQUAL(1, h.server().connectionsRefused());
+	LONGS_EQUAL(0, h.server().connectionsEvicted());
+	LONGS_EQUAL(1, h.seen.size());
+}
+
+TEST(HttpServing, AConnectionThatHasJustArrivedIsNotEvicted)
+{
+	// a and b connect while the handler blocks the loop, so the loop
+	// accepts both at once, before reading either: a's request is in the
+	// kernel's buffer, and taking a's place would drop a client that is
+	// not slow at all.  b is refused instead.
+	HttpLimits limits;
+	limits.maxConnections = 2;
+	Harness h(limits);
+	h.big = bigBody();
+	Response ra, rb, rs;
+	h.run([&](int port) {
+		std::string bs, ba, bb;
+		int s = connectTo(port, 65536);
+		sendAll(s, get("/slowbig"));
+		pause(100);
+		int a = connectTo(port);
+		int b = connectTo(port);
+		sendAll(a, get("/a"));
+		sendAll(b, get("/b"));
+		rb = readResponse(b, bb);
+		ra = readResponse(a, ba);
+		rs = readResponse(s, bs);
+		close(a);
+		close(b);
+		close(s);
+	});
+	LONGS_EQUAL(200, ra.status);
+	CHECK_TRUE(isBusy(rb));
+	CHECK_TRUE(rs.body == *h.big);
+	LONGS_EQUAL(1, h.server().connectionsRefused());
+	LONGS_EQUAL(0, h.server().connectionsEvicted());
+}
+
+TEST(HttpServing, AClosingConnectionIsEvictedFirst)
+{
+	HttpLimits limits;
+	limits.maxConnections = 2;
+	Harness h(limits);
+	Response rs, rc, rn;
+	std::string cData;
+	h.run([&](int port) {
+		std::string bs, bc, bn;
+		// slow has waited longest, but c has had its answer and is only
+		// lingering, so c goes first.
+		int slow = connectTo(port);
+		sendAll(slow, "GET / HTTP/1.1\r\n");
+		pause(50);
+		int c = connectTo(port);
+		sendAll(c, get("/c", "Connection: close\r\n"));
+		rc = readResponse(c, bc);
+		pause(50);
+		int n = connectTo(port);
+		sendAll(n, get("/n"));
+		rn = readResponse(n, bn);
+		// slow is still there, and can finish.
+		sendAll(slow, "Host: t\r\n\r\n");
+		rs = readResponse(slow, bs);
+		closedByServer(c, &cData);
+		close(c);
+		close(slow);
+		close(n);
+	});
+	LONGS_EQUAL(200, rc.status);
+	STRCMP_EQUAL("", cData.c_str());
+	LONGS_EQUAL(200, rn.status);
+	LONGS_EQUAL(200, rs.status);
+	LONGS_EQUAL(1, h.server().connectionsEvicted());
 }
 
 TEST(HttpServing, IdleKeepAliveConnectionsAreClosed)
@@ -587,6 +786,7 @@ TEST(HttpServing, SlowRequestsTimeOut)
 	Harness h(limits);
 	Response r;
 	bool closed = false, silentClosed = false;
+	std::string extra;
 	h.run([&](int port) {
 		std::string buf;
 		int fd = connectTo(port);
@@ -596,13 +796,157 @@ TEST(HttpServing, SlowRequestsTimeOut)
 		close(fd);
 		// A client that connects and sends nothing is not kept either.
 		fd = connectTo(port);
-		std::string extra;
 		silentClosed = closedByServer(fd, &extra);
 		close(fd);
 	});
 	LONGS_EQUAL(408, r.status);
+	STRCMP_EQUAL("close", r.header("Connection").c_str());
 	CHECK_TRUE(closed);
 	CHECK_TRUE(silentClosed);
+	STRCMP_EQUAL("", extra.c_str());
+	LONGS_EQUAL(2, h.server().requestsTimedOut());
+	LONGS_EQUAL(0, h.seen.size());
+}
+
+TEST(HttpServing, TricklingBytesDoesNotExtendTheRequestTimeout)
+{
+	// A new connection's request timeout runs from the accept: neither a
+	// late first byte nor a byte now and then restarts it.
+	HttpLimits limits;
+	limits.requestTimeoutMs = 400;
+	Harness h(limits);
+	Response r;
+	double at = 0;
+	h.run([&](int port) {
+		std::string buf, line = "GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ";
+		auto t0 = std::chrono::steady_clock::now();
+		int fd = connectTo(port);
+		pause(300);
+		pollfd p{fd, POLLIN, 0};
+		for (size_t i = 0; secondsSince(t0) < 3; i++) {
+			if (!sendAll(fd, std::string(1, i < line.size() ? line[i] : 'y')))
+				break;
+			if (poll(&p, 1, 20) == 1)
+				break;
+		}
+		at = secondsSince(t0);
+		r = readResponse(fd, buf);
+		close(fd);
+	});
+	LONGS_EQUAL(408, r.status);
+	// Restarted at the first byte, it would have fired at 0.7 s at best.
+	CHECK(at >= 0.35 && at < 0.65);
+	LONGS_EQUAL(1, h.server().requestsTimedOut());
+}
+
+TEST(HttpServing, OnAKeptAliveConnectionTheRequestTimeoutStartsAtItsFirstByte)
+{
+	HttpLimits limits;
+	limits.requestTimeoutMs = 150;
+	limits.idleTimeoutMs = 60000;
+	Harness h(limits);
+	Response a, b;
+	h.run([&](int port) {
+		std::string buf;
+		int fd = connectTo(port);
+		sendAll(fd, get("/a"));
+		a = readResponse(fd, buf);
+		pause(400);
+		sendAll(fd, get("/b"));
+		b = readResponse(fd, buf);
+		close(fd);
+	});
+	LONGS_EQUAL(200, a.status);
+	LONGS_EQUAL(200, b.status);
+	STRCMP_EQUAL("body of /b\n", b.body.c_str());
+	LONGS_EQUAL(0, h.server().requestsTimedOut());
+}
+
+TEST(HttpServing, TheRequestTimeoutDoesNotCutAResponseShort)
+{
+	// Taking a large body slowly is bounded by the write timeout, not by
+	// the request timeout.
+	HttpLimits limits;
+	limits.requestTimeoutMs = 100;
+	Harness h(limits);
+	h.big = bigBody();
+	Response r;
+	h.run([&](int port) {
+		std::string buf;
+		int fd = connectTo(port, 65536);
+		sendAll(fd, get("/big"));
+		pause(400);
+		r = readResponse(fd, buf);
+		close(fd);
+	});
+	CHECK_TRUE(r.complete);
+	CHECK_TRUE(r.body == *h.big);
+}
+
+TEST(HttpServing, AClientThatStopsReadingIsClosedAfterTheWriteTimeout)
+{
+	HttpLimits limits;
+	limits.writeTimeoutMs = 200;
+	Harness h(limits);
+	h.big = bigBody();
+	Response r;
+	h.run([&](int port) {
+		std::string buf;
+		int fd = connectTo(port, 65536);
+		sendAll(fd, get("/big"));
+		pause(600);
+		r = readResponse(fd, buf);
+		close(fd);
+	});
+	LONGS_EQUAL(200, r.status);
+	CHECK_FALSE(r.complete);
+}
+
+TEST(HttpServing, ABadRequestIsAnsweredWhileTheClientIsStillSending)
+{
+	// The server answers 414 after 1 KiB, but goes on reading (and
+	// dropping) the rest: closing with it unread would reset the
+	// connection under the client, which would see that instead of 414.
+	HttpLimits limits;
+	limits.maxHeaderBytes = 1024;
+	Harness h(limits);
+	Response r;
+	bool sent = false, clean = false;
+	h.run([&](int port) {
+		std::string buf;
+		int fd = connectTo(port);
+		sent = sendAll(fd, "GET /" + std::string(4 << 20, 'a') + " HTTP/1.1\r\n\r\n");
+		r = readResponse(fd, buf);
+		clean = closedCleanly(fd);
+		close(fd);
+	});
+	CHECK_TRUE(sent);
+	LONGS_EQUAL(414, r.status);
+	STRCMP_EQUAL("close", r.header("Connection").c_str());
+	CHECK_TRUE(clean);
+}
+
+TEST(HttpServing, PipelinedRequestsBeforeABadOneAreAnsweredFirst)
+{
+	Harness h;
+	Response a, b, bad;
+	bool clean = false;
+	h.run([&](int port) {
+		std::string buf;
+		int fd = connectTo(port);
+		sendAll(fd, get("/a") + get("/b") + "BREW /pot HTCPCP/1.0\r\n\r\n" + get("/never"));
+		a = readResponse(fd, buf);
+		b = readResponse(fd, buf);
+		bad = readResponse(fd, buf);
+		clean = closedCleanly(fd);
+		close(fd);
+	});
+	STRCMP_EQUAL("body of /a\n", a.body.c_str());
+	STRCMP_EQUAL("body of /b\n", b.body.c_str());
+	LONGS_EQUAL(400, bad.status);
+	STRCMP_EQUAL("close", bad.header("Connection").c_str());
+	CHECK_TRUE(clean);
+	LONGS_EQUAL(2, h.seen.size());
 }
 
 TEST(HttpServing, CloseEndsOpenConnections)
