@@ -3,17 +3,53 @@
 //
 // A run ends when three things have happened: the main process has exited
 // (libuv reaps it and calls onExit) and both pipes have reached end of file.
-// A background process the command left behind would hold the pipes open and
-// outlive it; so on exit the command's process group is killed, which closes
-// the pipes, and the run ends.  The command runs in a session and process
-// group of its own (UV_PROCESS_DETACHED calls setsid() in the child), so that
-// kill(-pid, SIGKILL) reaches everything it started and nothing else.
+// The command runs in a session and process group of its own
+// (UV_PROCESS_DETACHED calls setsid() in the child), so that kill(-pid, sig)
+// reaches everything it started and nothing else.
 //
-// At the timeout the group is killed and the run ends at once, without
+// Background processes.  When the main process exits, whatever it left
+// running in its group is killed (SIGKILL): it would hold the pipes open and
+// outlive the command.  A process that left the group (setsid(1), a daemon
+// that forks twice) is out of reach, and may keep a pipe open for ever.  So
+// once the main process has exited, the run waits at most the grace (below)
+// for end of file, then ends with the output read so far and closes its ends
+// of the pipes (a later write of that process fails with SIGPIPE), and says
+// so in a warning.  That is not an error of the read: the command has
+// exited, with a status of its own, and what it wrote is there; the process
+// left behind is usually a helper started on the side (an agent, an ssh
+// ControlPersist master), which would otherwise make such a command fail on
+// every run with nothing in its output wrong.  The warning asks for that
+// process's output to be redirected, which is the fix.
+//
+// Timeout.  At the timeout every process of the group gets SIGTERM, so that
+// a command can remove its temporary files or release a lock; what is left
+// of the group when the command has exited, or when the grace has run out,
+// gets SIGKILL.  At the end of the grace the run ends at once, without
 // waiting for the exit: a process stuck in the kernel (D state on a dead NFS
 // mount) may take any time to die.  Its process handle is then handed over
 // to onExit, which closes it whenever the exit does come, so that the child
-// is still reaped.  cancel() does the same without calling back.
+// is still reaped.  cancel() kills at once and hands over the same way.
+//
+// The grace is 1s, or half the timeout when that is shorter.  A command that
+// handles SIGTERM needs milliseconds to clean up and exit; one still there
+// after a second is not going to, and each second more delays the group's
+// result and its next cycle.  Whoever sets a short timeout wants an answer
+// near it: half adds at most 50% to it, and still leaves a shell the
+// milliseconds its trap needs.  After an exit, the pipes of a group just
+// killed close at once: the grace then only matters for a process that does
+// not die (D state) or is out of reach, and a run thus ends by timeout + grace
+// whatever it started.
+//
+// max_output.  Once stdout has given more than max_output bytes, its pipe is
+// closed: the command's next write gets SIGPIPE (EPIPE where it ignores the
+// signal), as when the reader of a pipeline is head(1).  Reading on and
+// throwing away would keep a command that writes without end (yes(1)) busy
+// until the timeout, and merely not reading would leave it blocked in write()
+// until then.  Memory is bounded by max_output and two fixed buffers.  A
+// death by SIGPIPE after the cut is ours and not an error, nor is status 141
+// (128 + SIGPIPE), which is how a shell reports its command's; any other
+// failing status still is, with the cut named in the error, since a program
+// that gets EPIPE usually exits with a status of its own.
 //
 // A command that cannot be started (no such file, not executable) fails in
 // uv_spawn(); the error is delivered from a zero timer so that the callback
@@ -90,6 +126,11 @@ Result<CommandSpec> commandSpec(const common::GroupConfig &group, const Pairs &b
 	return spec;
 }
 
+common::Millis terminationGrace(common::Millis timeout)
+{
+	return std::min(common::Millis(1000), timeout / 2);
+}
+
 CommandSource::CommandSource(uv_loop_t *loop, CommandSpec spec)
 	: loop_(loop), spec_(std::move(spec))
 {
@@ -110,7 +151,9 @@ void CommandSource::start(SourceCallback cb)
 	read_ = SourceRead();
 	stderrText_.clear();
 	spawnError_.reset();
-	exited_ = false;
+	phase_ = Phase::Running;
+	killed_ = false;
+	exited_ = stdoutOpen_ = stderrOpen_ = false;
 	termSignal_ = 0;
 
 	timer_.emplace();
@@ -185,8 +228,7 @@ void CommandSource::start(SourceCallback cb)
 	if ((r = uv_pipe_open(stdout_->get(), outRead.get())) != 0 ||
 	    (r = uv_pipe_open(stderr_->get(), errRead.get())) != 0) {
 		// Not expected for a fresh pipe; treat it as a failed run.
-		killGroup();
-		exited_ = false;
+		signalGroup(SIGKILL);
 		spawnFailed(uv_strerror(r));
 		return;
 	}
@@ -212,14 +254,15 @@ void CommandSource::cancel()
 {
 	if (!running_)
 		return;
-	killGroup();
+	signalGroup(SIGKILL);
 	finish(false);
 }
 
-void CommandSource::killGroup()
+void CommandSource::signalGroup(int sig)
 {
-	if (pid_ > 0 && ::kill(-pid_, SIGKILL) != 0 && errno != ESRCH)
-		common::log::warn("killing process group %d of '%s'", pid_, spec_.display.c_str());
+	if (pid_ > 0 && ::kill(-pid_, sig) != 0 && errno != ESRCH)
+		common::log::warn("cannot send signal %d (%s) to process group %d of '%s'", sig,
+		    strsignal(sig), pid_, spec_.display.c_str());
 }
 
 void CommandSource::onExit(uv_process_t *p, int64_t status, int signal) noexcept
@@ -241,8 +284,17 @@ void CommandSource::handleExit(int64_t status, int signal)
 		read_.exitStatus = 128 + signal;
 	else
 		read_.exitStatus = static_cast<int32_t>(status);
-	// Whatever the command left running in its group goes with it.
-	killGroup();
+	if (spawnError_)
+		return;  // the zero timer reports it
+	if (phase_ == Phase::Running) {
+		// Whatever the command left running in its group goes with it.
+		// After a timeout the rest of the group got SIGTERM too, and
+		// keeps the grace to clean up.
+		signalGroup(SIGKILL);
+		phase_ = Phase::Draining;
+		uv_timer_start(timer_->get(), onTimer,
+		    static_cast<uint64_t>(terminationGrace(spec_.timeout).count()), 0);
+	}
 	maybeFinish();
 }
 
@@ -283,11 +335,16 @@ void CommandSource::handleRead(bool isStdout, ssize_t nread, const uv_buf_t *buf
 	}
 	size_t n = static_cast<size_t>(nread);
 	if (isStdout) {
-		size_t room = spec_.maxOutput > read_.content.size() ?
-		    static_cast<size_t>(spec_.maxOutput - read_.content.size()) : 0;
-		if (n > room)
-			read_.truncated = true;
+		size_t room = static_cast<size_t>(spec_.maxOutput - read_.content.size());
 		read_.content.append(buf->base, std::min(n, room));
+		if (n > room) {
+			// The cut (see the top of this file): the command's
+			// next write gets SIGPIPE.
+			read_.truncated = true;
+			stdout_.reset();
+			stdoutOpen_ = false;
+			maybeFinish();
+		}
 	} else if (stderrText_.size() < kStderrKept) {
 		stderrText_.append(buf->base, std::min(n, kStderrKept - stderrText_.size()));
 	}
@@ -308,26 +365,66 @@ void CommandSource::handleTimer()
 		finish(true);
 		return;
 	}
-	killGroup();
-	read_.ok = false;
-	read_.error = "command '" + spec_.display + "' timed out after " +
-	    common::formatDuration(spec_.timeout);
-	finish(true);
+	switch (phase_) {
+	case Phase::Running:
+		phase_ = Phase::Terminating;
+		signalGroup(SIGTERM);
+		uv_timer_start(timer_->get(), onTimer,
+		    static_cast<uint64_t>(terminationGrace(spec_.timeout).count()), 0);
+		return;
+	case Phase::Terminating:
+		killed_ = true;
+		conclude();
+		return;
+	case Phase::Draining:
+		warnHeldOpen();
+		conclude();
+		return;
+	}
+}
+
+void CommandSource::warnHeldOpen()
+{
+	const char *what = stdoutOpen_ && stderrOpen_ ? "standard output and error" :
+	    stdoutOpen_ ? "standard output" : "standard error";
+	common::log::warnx("command '%s' exited, but a process it started still holds its %s "
+	    "open, most likely one that left its process group (a daemon, setsid): that "
+	    "process is left running, and the output read until then is used; redirect its "
+	    "output (>/dev/null 2>&1) to avoid this", spec_.display.c_str(), what);
 }
 
 void CommandSource::maybeFinish()
 {
 	if (!exited_ || stdoutOpen_ || stderrOpen_)
 		return;
+	conclude();
+}
+
+// The run is over: its result, from how it ended.
+void CommandSource::conclude()
+{
+	std::string name = "command '" + spec_.display + "'";
+	std::string cut = " at " + std::to_string(spec_.maxOutput) + " bytes (max_output)";
 	int32_t st = read_.exitStatus;
-	if (st != 0) {
+	if (phase_ == Phase::Terminating) {
+		// What is left of the group, at the end of the grace or once
+		// the main process has exited.
+		signalGroup(SIGKILL);
+		read_.ok = false;
+		read_.error = name + " timed out after " + common::formatDuration(spec_.timeout);
+		if (killed_)
+			read_.error += " and did not end within " +
+			    common::formatDuration(terminationGrace(spec_.timeout)) +
+			    " of SIGTERM: killed (SIGKILL)";
+	} else if (st != 0 && !(read_.truncated && st == 128 + SIGPIPE)) {
 		read_.ok = false;
 		if (termSignal_ != 0)
-			read_.error = "command '" + spec_.display + "' was killed by signal " +
+			read_.error = name + " was killed by signal " +
 			    std::to_string(termSignal_) + " (" + strsignal(termSignal_) + ")";
 		else
-			read_.error = "command '" + spec_.display + "' exited with status " +
-			    std::to_string(st);
+			read_.error = name + " exited with status " + std::to_string(st);
+		if (read_.truncated)
+			read_.error += " after its output was cut" + cut;
 		std::string_view err = stderrText_;
 		size_t nl = err.find('\n');
 		std::string_view first = err.substr(0, nl);
@@ -336,8 +433,7 @@ void CommandSource::maybeFinish()
 		if (!first.empty())
 			read_.error += ": " + common::shorten(first, 512);
 	} else if (read_.truncated) {
-		read_.error = "output of '" + spec_.display + "' truncated at " +
-		    std::to_string(spec_.maxOutput) + " bytes (max_output)";
+		read_.error = "output of '" + spec_.display + "' truncated" + cut;
 	}
 	finish(true);
 }

@@ -43,12 +43,18 @@ common::Pairs ownEnvironment();
 common::Result<CommandSpec> commandSpec(const common::GroupConfig &group,
     const common::Pairs &baseEnv, const common::Pairs &serviceEnv);
 
+// How long a command has between SIGTERM at its timeout and SIGKILL, and
+// how long a run waits for end of file once the command has exited: 1s, or
+// half the timeout when that is shorter (see command_source.cpp).
+common::Millis terminationGrace(common::Millis timeout);
+
 // Runs the command of one group, at most once at a time.  The command gets
 // its own session and process group (UV_PROCESS_DETACHED), stdin from
-// /dev/null, stdout through a pipe capped at maxOutput (the rest is read
-// and thrown away), stderr through a pipe of which the first 4 KiB are kept.
-// When the command's main process exits, whatever it left running in its
-// process group is killed; at the timeout the whole group is.
+// /dev/null, stdout through a pipe that is closed once more than maxOutput
+// bytes came through it, stderr through a pipe of which the first 4 KiB are
+// kept.  When the command's main process exits, whatever it left running in
+// its process group is killed.  At the timeout the group gets SIGTERM, and
+// SIGKILL after terminationGrace().
 class CommandSource {
 public:
 	CommandSource(uv_loop_t *loop, CommandSpec spec);
@@ -79,8 +85,10 @@ private:
 	void handleTimer();
 	void spawnFailed(const std::string &why);
 	void maybeFinish();
+	void conclude();
 	void finish(bool deliver);
-	void killGroup();
+	void signalGroup(int sig);
+	void warnHeldOpen();
 
 	uv_loop_t *loop_;
 	CommandSpec spec_;
@@ -91,7 +99,14 @@ private:
 
 	std::optional<UvHandle<uv_process_t>> process_;
 	std::optional<UvHandle<uv_pipe_t>> stdout_, stderr_;
+	// Running: until the timeout.  Terminating: the timeout passed and the
+	// group got SIGTERM; the grace runs.  Draining: the main process exited
+	// before the timeout; the grace runs for the pipes to reach end of file.
+	enum class Phase { Running, Terminating, Draining };
+
 	std::optional<UvHandle<uv_timer_t>> timer_;
+	Phase phase_ = Phase::Running;
+	bool killed_ = false;  // the grace ran out after SIGTERM
 	bool exited_ = false, stdoutOpen_ = false, stderrOpen_ = false;
 	int termSignal_ = 0;
 	std::optional<std::string> spawnError_;

@@ -9,11 +9,13 @@
 #include <functional>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <string>
 #include <thread>
 
+#include "common/log.hpp"
 #include "worker/command_source.hpp"
 
 #include <CppUTest/TestHarness.h>
@@ -82,6 +84,78 @@ bool waitGone(pid_t pid)
 	return false;
 }
 
+double seconds(common::Millis d)
+{
+	return static_cast<double>(d.count()) / 1000;
+}
+
+std::string fileText(const std::string &path)
+{
+	std::string text;
+	if (FILE *f = std::fopen(path.c_str(), "r")) {
+		char buf[256];
+		size_t n;
+		while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+			text.append(buf, n);
+		std::fclose(f);
+	}
+	return text;
+}
+
+// A line of /proc/self/status, in kB.
+long statusKb(const char *field)
+{
+	std::ifstream in("/proc/self/status");
+	std::string line;
+	size_t len = std::strlen(field);
+	while (std::getline(in, line))
+		if (line.compare(0, len, field) == 0 && line[len] == ':')
+			return std::atol(line.c_str() + len + 1);
+	FAIL("no such field in /proc/self/status");
+	return 0;
+}
+
+// The peak resident size from now on: the kernel resets VmHWM to VmRSS.
+long resetPeakRssKb()
+{
+	std::ofstream("/proc/self/clear_refs") << "5";
+	return statusKb("VmHWM");
+}
+
+// A directory for the files commands leave, removed at the end of the test.
+struct TempDir {
+	std::string path;
+
+	TempDir()
+	{
+		char tmpl[] = "/tmp/pme-command-source-XXXXXX";
+		CHECK(mkdtemp(tmpl) != nullptr);
+		path = tmpl;
+	}
+	~TempDir()
+	{
+		std::string cmd = "rm -rf '" + path + "'";
+		CHECK_EQUAL(0, std::system(cmd.c_str()));
+	}
+};
+
+// Warnings logged while it lives.
+struct LogCapture {
+	std::string lines;
+
+	LogCapture()
+	{
+		common::log::setCallback([this](int, const std::string &line) {
+			lines += line + "\n";
+		});
+	}
+	~LogCapture()
+	{
+		common::log::setCallback(nullptr);
+		common::log::init("test", common::log::Sink::Stderr, 0);
+	}
+};
+
 } // namespace
 
 TEST_GROUP(CommandSource) {};
@@ -138,7 +212,10 @@ TEST(CommandSource, TimeoutKillsTheWholeProcessGroup)
 	SourceRead r = runOnce(shell("sleep 100 & echo $!; echo $$; sleep 100",
 	    common::Millis(300)), &took);
 	CHECK_FALSE(r.ok);
-	STRCMP_CONTAINS("timed out after 300ms", r.error.c_str());
+	STRCMP_EQUAL("command 'sleep 100 & echo $!; echo $$; sleep 100' timed out after 300ms",
+	    r.error.c_str());
+	// SIGTERM ended it: its status is known, and no SIGKILL was needed.
+	LONGS_EQUAL(128 + SIGTERM, r.exitStatus);
 	CHECK(took < 5);
 	pid_t grandchild = 0, child = 0;
 	CHECK_EQUAL(2, std::sscanf(r.content.c_str(), "%d\n%d", &grandchild, &child));
@@ -147,31 +224,183 @@ TEST(CommandSource, TimeoutKillsTheWholeProcessGroup)
 	CHECK(waitGone(child));
 }
 
-TEST(CommandSource, WhatACommandLeavesBehindIsKilledWhenItExits)
+TEST(CommandSource, CommandIgnoringSigtermIsKilledWithItsGroupAfterTheGrace)
 {
+	common::Millis timeout(400);
+	double grace = seconds(worker::terminationGrace(timeout));
 	double took = 0;
-	// sh exits at once, its background sleep still holds stdout open.
-	SourceRead r = runOnce(shell("sleep 100 & echo $!"), &took);
-	CHECK(r.ok);
-	LONGS_EQUAL(0, r.exitStatus);
-	CHECK(took < 5);
-	pid_t grandchild = std::atoi(r.content.c_str());
-	CHECK(grandchild > 0);
-	CHECK(waitGone(grandchild));
+	// sh, its background sleep and its foreground sleep all ignore SIGTERM.
+	SourceRead r = runOnce(shell("trap '' TERM; sleep 100 & echo $!; echo $$; sleep 100",
+	    timeout), &took);
+	CHECK_FALSE(r.ok);
+	STRCMP_EQUAL("command 'trap '' TERM; sleep 100 & echo $!; echo $$; sleep 100' timed out "
+	    "after 400ms and did not end within 200ms of SIGTERM: killed (SIGKILL)",
+	    r.error.c_str());
+	LONGS_EQUAL(-1, r.exitStatus);
+	// The grace was given, and no more than that.
+	CHECK(took >= 0.4 + grace - 0.02);
+	CHECK(took < 0.4 + grace + 0.5);
+	pid_t background = 0, main = 0;
+	CHECK_EQUAL(2, std::sscanf(r.content.c_str(), "%d\n%d", &background, &main));
+	CHECK(waitGone(background));
+	CHECK(waitGone(main));
 }
 
-TEST(CommandSource, OutputOverMaxOutputIsTruncatedAndDrained)
+TEST(CommandSource, CommandHandlingSigtermCleansUpAndIsNotKilled)
 {
-	CommandSpec spec = shell("i=0; while [ $i -lt 2000 ]; do echo 0123456789; i=$((i+1)); done; "
-	    "echo finished >&2; exit 0");
+	TempDir dir;
+	std::string mark = dir.path + "/cleaned";
+	common::Millis timeout(400);
+	double took = 0;
+	// The foreground sleep dies of the group's SIGTERM; then sh runs its trap.
+	SourceRead r = runOnce(shell("trap 'echo cleaned > " + mark + "; exit 7' TERM; sleep 100",
+	    timeout), &took);
+	CHECK_FALSE(r.ok);
+	STRCMP_EQUAL(("command 'trap 'echo cleaned > " + mark + "; exit 7' TERM; sleep 100' timed "
+	    "out after 400ms").c_str(), r.error.c_str());
+	// Its own status, from its trap: not killed by SIGKILL (137, or -1
+	// when the run ends before the exit).
+	LONGS_EQUAL(7, r.exitStatus);
+	STRCMP_EQUAL("cleaned\n", fileText(mark).c_str());
+	CHECK(took < 0.4 + seconds(worker::terminationGrace(timeout)));
+}
+
+TEST(CommandSource, WhatACommandLeavesBehindIsKilledWhenItExits)
+{
+	TempDir dir;
+	std::string pidFile = dir.path + "/pid";
+	double took = 0;
+	// sh exits at once, its background sleep still holds stdout open.
+	SourceRead r = runOnce(shell("sleep 1000 & echo $! > " + pidFile + "; echo 1"), &took);
+	CHECK(r.ok);
+	STRCMP_EQUAL("1\n", r.content.c_str());
+	LONGS_EQUAL(0, r.exitStatus);
+	// Killing the group closed the pipe: no wait for the grace (1s).
+	CHECK(took < 0.8);
+	pid_t background = std::atoi(fileText(pidFile).c_str());
+	CHECK(background > 0);
+	CHECK(waitGone(background));
+}
+
+TEST(CommandSource, ProcessOutsideTheGroupHoldingStdoutDelaysTheRunByTheGraceOnly)
+{
+	TempDir dir;
+	std::string pidFile = dir.path + "/pid";
+	common::Millis timeout(5000);
+	double grace = seconds(worker::terminationGrace(timeout));
+	LogCapture log;
+	double took = 0;
+	// The sleep has its own session, out of reach of the group kill; sh
+	// waits until it is there, so that the kill cannot catch it first.
+	SourceRead r = runOnce(shell("setsid sh -c 'echo $$ > " + pidFile + "; exec sleep 1000' & "
+	    "while [ ! -s " + pidFile + " ]; do sleep 0.01; done; echo 1", timeout), &took);
+	pid_t escaped = std::atoi(fileText(pidFile).c_str());
+	CHECK(escaped > 0);
+	::kill(escaped, SIGKILL);
+	CHECK(waitGone(escaped));
+	// Not an error: the command exited 0 and its output is there.
+	CHECK(r.ok);
+	STRCMP_EQUAL("1\n", r.content.c_str());
+	LONGS_EQUAL(0, r.exitStatus);
+	STRCMP_EQUAL("", r.error.c_str());
+	CHECK(took >= grace - 0.02);
+	CHECK(took < grace + 1);
+	STRCMP_CONTAINS("command 'setsid sh -c ", log.lines.c_str());
+	STRCMP_CONTAINS("exited, but a process it started still holds its standard output and "
+	    "error open", log.lines.c_str());
+}
+
+TEST(CommandSource, OutputOverMaxOutputIsCutAndTheCommandDiesOfSigpipe)
+{
+	// 220,000 bytes: more than the pipe holds, so that sh is still
+	// writing when the pipe is closed.
+	CommandSpec spec = shell("i=0; while [ $i -lt 20000 ]; do echo 0123456789; i=$((i+1)); "
+	    "done; echo finished >&2; exit 0");
 	spec.maxOutput = 1000;
 	SourceRead r = runOnce(spec);
+	// The SIGPIPE is ours, not a failure of the command.
 	CHECK(r.ok);
 	CHECK(r.truncated);
 	LONGS_EQUAL(1000, r.content.size());
 	STRCMP_EQUAL("0123456789\n", r.content.substr(0, 11).c_str());
-	LONGS_EQUAL(0, r.exitStatus);
-	STRCMP_CONTAINS("truncated at 1000 bytes (max_output)", r.error.c_str());
+	LONGS_EQUAL(128 + SIGPIPE, r.exitStatus);
+	STRCMP_EQUAL("output of 'i=0; while [ $i -lt 20000 ]; do echo 0123456789; "
+	    "i=$((i+1)); done; echo finished >&2; exit 0' truncated at 1000 bytes (max_output)",
+	    r.error.c_str());
+}
+
+TEST(CommandSource, EndlessOutputIsCutAtMaxOutputPromptlyInBoundedMemory)
+{
+	CommandSpec spec;
+	spec.argv = {"yes"};
+	spec.display = "yes";
+	spec.env = {{"PATH", "/usr/bin:/bin"}};
+	spec.maxOutput = 1 << 20;
+	long before = resetPeakRssKb();
+	double took = 0;
+	SourceRead r = runOnce(spec, &took);
+	long growth = statusKb("VmHWM") - before;
+	CHECK(r.ok);
+	CHECK(r.truncated);
+	LONGS_EQUAL(1 << 20, r.content.size());
+	std::string yes;
+	for (int i = 0; i < (1 << 19); i++)
+		yes += "y\n";
+	CHECK(r.content == yes);
+	LONGS_EQUAL(128 + SIGPIPE, r.exitStatus);
+	STRCMP_EQUAL("output of 'yes' truncated at 1048576 bytes (max_output)", r.error.c_str());
+	// Not at the timeout (10s).
+	CHECK(took < 2);
+	// The content (1 MiB), copies of it, and what the loop needs.
+	CHECK_COMPARE(growth, <, 8 * 1024);
+}
+
+TEST(CommandSource, GibibyteOfOutputIsCutAtMaxOutput)
+{
+	// sh does not die of head's SIGPIPE, but passes it on as status 141.
+	CommandSpec spec = shell("head -c 1G /dev/zero; exit $?");
+	spec.maxOutput = 1 << 20;
+	double took = 0;
+	SourceRead r = runOnce(spec, &took);
+	CHECK(r.ok);
+	CHECK(r.truncated);
+	CHECK(r.content == std::string(1 << 20, '\0'));
+	LONGS_EQUAL(128 + SIGPIPE, r.exitStatus);
+	CHECK(took < 2);
+}
+
+TEST(CommandSource, MillionLinesAreCutAtTheDefaultMaxOutput)
+{
+	CommandSpec spec;
+	spec.argv = {"seq", "1000000"};
+	spec.display = "seq 1000000";
+	spec.env = {{"PATH", "/usr/bin:/bin"}};
+	double took = 0;
+	SourceRead r = runOnce(spec, &took);
+	CHECK(r.ok);
+	CHECK(r.truncated);
+	LONGS_EQUAL(1024 * 1024, r.content.size());
+	STRCMP_EQUAL("1\n2\n3\n", r.content.substr(0, 6).c_str());
+	// Stopped by the cut, not drained to its end.
+	LONGS_EQUAL(128 + SIGPIPE, r.exitStatus);
+	STRCMP_CONTAINS("truncated at 1048576 bytes (max_output)", r.error.c_str());
+	CHECK(took < 5);
+}
+
+TEST(CommandSource, CommandIgnoringSigpipeFailsWithItsStatusAndTheCut)
+{
+	// yes then gets EPIPE, says so and exits 1.
+	CommandSpec spec = shell("trap '' PIPE; yes");
+	spec.maxOutput = 4096;
+	double took = 0;
+	SourceRead r = runOnce(spec, &took);
+	CHECK_FALSE(r.ok);
+	CHECK(r.truncated);
+	LONGS_EQUAL(4096, r.content.size());
+	LONGS_EQUAL(1, r.exitStatus);
+	STRCMP_EQUAL("command 'trap '' PIPE; yes' exited with status 1 after its output was cut at "
+	    "4096 bytes (max_output): yes: standard output: Broken pipe", r.error.c_str());
+	CHECK(took < 2);
 }
 
 TEST(CommandSource, EnvironmentIsCleanPlusServiceAndGroupEnv)

@@ -76,6 +76,19 @@ void appendFile(const std::string &path, const std::string &text)
 	out << text;
 }
 
+// A field of a /proc/self file of "name: number" lines.
+long procField(const char *file, const char *field)
+{
+	std::ifstream in(std::string("/proc/self/") + file);
+	std::string line;
+	size_t len = std::strlen(field);
+	while (std::getline(in, line))
+		if (line.compare(0, len, field) == 0 && line[len] == ':')
+			return std::atol(line.c_str() + len + 1);
+	FAIL("field not found in /proc/self");
+	return 0;
+}
+
 void setMtime(const std::string &path, time_t sec, long nsec)
 {
 	struct timespec ts[2];
@@ -510,6 +523,35 @@ TEST(FileSource, ContentOverMaxOutputIsTruncated)
 	SourceRead e = read(whole);
 	CHECK_FALSE(e.truncated);
 	LONGS_EQUAL(100000, e.content.size());
+}
+
+TEST(FileSource, GibibyteFileIsCutWithoutReadingIt)
+{
+	std::string path = dir + "/huge";
+	int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0);
+	CHECK_EQUAL(0, ftruncate(fd, 1L << 30));  // sparse: no disk space
+	close(fd);
+	FileSource source(&loop, path, 1 << 20);
+	// Bytes read by the whole process (the pool threads too), and the
+	// peak resident size from now on (the kernel resets it to the current).
+	long readBefore = procField("io", "rchar");
+	std::ofstream("/proc/self/clear_refs") << "5";
+	long peakBefore = procField("status", "VmHWM");
+	uint64_t t0 = uv_hrtime();
+	SourceRead r = read(source);
+	double took = static_cast<double>(uv_hrtime() - t0) / 1e9;
+	long readBytes = procField("io", "rchar") - readBefore;
+	long peakGrowthKb = procField("status", "VmHWM") - peakBefore;
+	CHECK(r.ok);
+	CHECK(r.truncated);
+	LONGS_EQUAL(1 << 20, r.content.size());
+	CHECK(r.content == std::string(1 << 20, '\0'));
+	STRCMP_EQUAL((path + " truncated at 1048576 bytes (max_output)").c_str(), r.error.c_str());
+	// max_output and a byte, and the /proc files above: not the 1 GiB.
+	CHECK_COMPARE(readBytes, <, 2 << 20);
+	CHECK_COMPARE(took, <, 2);
+	CHECK_COMPARE(peakGrowthKb, <, 8 * 1024);
 }
 
 TEST(FileSource, CancelDropsTheCallback)
