@@ -419,6 +419,95 @@ def test_stop_and_spawner_death():
         w.cleanup()
 
 
+RUNAWAY = """
+services:
+  runaway:
+    metric_groups:
+      flood:
+        source_type: command
+        source: [yes, "7"]
+        metrics:
+          flood_value: {{ filter: '^(\\d+)' }}
+      many:
+        source_type: file
+        source: {many}
+        content_type: prometheus
+      huge:
+        source_type: file
+        source: {huge}
+        metrics:
+          huge_value: {{ filter: '(\\d+)' }}
+      escaped:
+        source_type: command
+        shell: true
+        source: "setsid sleep 1234 & echo 5"
+        metrics:
+          escaped_value: {{ filter: '(\\d+)' }}
+      stubborn:
+        source_type: command
+        shell: true
+        source: "trap '' TERM; sleep 100"
+        timeout: 1s
+        metrics:
+          stubborn_value: {{ filter: '(\\d+)' }}
+"""
+
+
+def rss_kib(pid):
+    return int(pmetest.proc_status(pid)["VmRSS"].split()[0])
+
+
+def test_runaway_sources():
+    """Floods, a million series, a 1 GiB file, daemons and stubborn commands are bounded."""
+    w, port = Workdir(), free_port()
+    pmed = None
+    try:
+        # 20000 series in about 600 KiB: within max_output, over max_series.
+        many = w.file("many.prom", "".join(f'm{{i="{i}"}} 1\n' for i in range(20000)))
+        huge = os.path.join(w.path, "huge.txt")
+        with open(huge, "w") as f:
+            f.write("123\n")
+            f.truncate(1 << 30)
+        os.chmod(huge, 0o644)
+        text = RUNAWAY.format(many=many, huge=huge) + echo_service("bystander", 7)
+        pmed = Pmed(w.config(text, port=port), port)
+        body = pmed.wait_for(lambda b: all(
+            (value(b, "pme_source_errors_total", service="runaway", group=g) or 0) >= 1
+            for g in ["flood", "many", "huge", "stubborn"]) and value(b, "escaped_value") == 5,
+            "every runaway group to have run", timeout=30)
+        status, _, health = pmed.request("/health")
+        groups = json.loads(health)["services"]["runaway"]["groups"]
+        errors = {g: groups[g].get("error", "") for g in groups}
+        assert "truncated at 1048576 bytes (max_output)" in errors["flood"], errors
+        assert value(body, "flood_value") == 7, body   # text is read as far as it goes
+        assert "the read gave 20000 series, more than max_series (10000); none is kept" in \
+            errors["many"], errors
+        assert value(body, "m", i="0") is None, "a read over max_series exported series"
+        assert "truncated at 1048576 bytes (max_output)" in errors["huge"], errors
+        assert value(body, "huge_value") == 123, body
+        assert re.search(r"timed out after 1s.*SIGKILL", errors["stubborn"]), errors
+        assert errors["escaped"] == "", errors
+        wait_log(pmed, r"worker\[runaway\]: warning: command 'setsid sleep 1234 & echo 5' "
+                 r"exited, but a process it started still holds its", "the escaped process")
+        # Cycle after cycle, nothing grows without bound.
+        workers = worker_pids(pmed)
+        before = rss_kib(pmed.proc.pid), rss_kib(workers["runaway"])
+        time.sleep(8)
+        body = pmed.metrics()
+        after = rss_kib(pmed.proc.pid), rss_kib(workers["runaway"])
+        print(f"RSS KiB supervisor {before[0]} -> {after[0]}, worker {before[1]} -> {after[1]}")
+        assert after[0] < 64 * 1024 and after[1] < 96 * 1024, (before, after)
+        assert after[1] < before[1] + 16 * 1024, (before, after)
+        assert value(body, "bystander_value") == 7, body
+        assert value(body, "pme_worker_restarts_total", service="runaway") == 0, body
+    finally:
+        if pmed is not None:
+            pmed.stop()
+            pmed.kill_all()
+        subprocess.run(["pkill", "-f", "sleep 1234"])
+        w.cleanup()
+
+
 def test_valgrind():
     """pmed (supervisor and spawner) under valgrind: no leak, no memory error."""
     if shutil.which("valgrind") is None:
@@ -473,4 +562,5 @@ if __name__ == "__main__":
         "reload": test_reload,
         "stop_and_spawner_death": test_stop_and_spawner_death,
         "valgrind": test_valgrind,
+        "runaway_sources": test_runaway_sources,
     })
