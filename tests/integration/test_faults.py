@@ -513,6 +513,9 @@ def test_valgrind():
     if shutil.which("valgrind") is None:
         print("skipped: valgrind is not installed")
         raise SystemExit(pmetest.SKIP)
+    if os.environ.get("PME_SANITIZE", "none") not in ("none", "[]", ""):
+        print("skipped: sanitizer build; valgrind runs in the build without sanitizers")
+        raise SystemExit(pmetest.SKIP)
     w, port = Workdir(), free_port()
     pmed = None
     try:
