@@ -823,7 +823,8 @@ void Supervisor::Impl::serviceExited(ServiceRuntime &svc)
 	}
 	svc.config = std::move(svc.next);
 	svc.next.reset();
-	svc.restart.close();
+	if (svc.restart.isInitialized() && svc.restart.get() != nullptr)
+		uv_timer_stop(svc.restart.get());   // a restart was pending: start now
 	svc.backoffMs = kBackoffFirstMs;
 	svc.earlyDeaths = 0;
 	startService(svc);

@@ -259,6 +259,15 @@ def test_crash_loop():
         # Retried at the slow rate: no sixth start within the next seconds.
         time.sleep(3)
         assert pmed.log().count("worker[evil_die] (pid") == 5, pmed.log()
+        # A reload that changes it starts it again at once.
+        w.config(text.replace("timeout: 1s", "timeout: 2s"), port=port)
+        pmed.proc.send_signal(signal.SIGHUP)
+        wait_log(pmed, r"reload: service evil_die changed; restarting its worker", "the reload")
+        deadline = time.time() + 10
+        while time.time() < deadline and pmed.log().count("worker[evil_die] (pid") < 6:
+            time.sleep(0.1)
+        assert pmed.log().count("worker[evil_die] (pid") == 6, pmed.log()
+        assert value(pmed.metrics(), "good_total") == 1
     finally:
         if pmed is not None:
             pmed.stop()
