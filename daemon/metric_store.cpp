@@ -106,6 +106,9 @@ namespace {
 constexpr size_t NoIndex = std::numeric_limits<size_t>::max();
 // Families one importing group may have created; more are refused.
 constexpr size_t MaxImportedFamilies = 20000;
+// Seconds a counter's state is kept after its series was last seen: longer
+// than the slowest restart of a worker (5 minutes) with room to spare.
+constexpr double CounterStateKept = 3600;
 // Error texts from workers are kept for /health; bound what is kept.
 constexpr size_t MaxErrorText = 512;
 
@@ -1251,9 +1254,13 @@ void MetricStore::expire(double now)
 				impl_->markDirty(frag);
 				changed = true;
 			}
-			if (now - g.countersOldest > g.staleAfter) {
+			// A counter's state outlives its series: a worker down
+			// longer than stale_after (its restart backed off) must
+			// find the offsets of earlier resets when it comes back.
+			double keep = std::max(g.staleAfter, CounterStateKept);
+			if (now - g.countersOldest > keep) {
 				std::erase_if(g.counters, [&](const auto &kv) {
-					return now - kv.second.lastSeen > g.staleAfter;
+					return now - kv.second.lastSeen > keep;
 				});
 				g.countersOldest = std::numeric_limits<double>::infinity();
 				for (const auto &kv : g.counters)

@@ -1079,7 +1079,10 @@ bool Parser::claim(size_t fi, const char *at)
 	case Kind::Summary:
 		return one("") && one("_sum") && one("_count");
 	case Kind::GaugeHistogram:
-		return one("_bucket") && one("_gcount") && one("_gsum");
+		// Exported as a histogram x with x_sum and x_count: those names
+		// are taken as well as the ones of its own exposition.
+		return one("") && one("_bucket") && one("_gcount") && one("_gsum") &&
+		    one("_sum") && one("_count");
 	}
 	return true;
 }

@@ -444,9 +444,11 @@ void run(const std::string &input)
 
 int main(int argc, char **argv)
 {
-	if (pme::fuzz::runFiles(argc, argv, LLVMFuzzerTestOneInput))
+	pme::fuzz::targetName = "fuzz_config";
+	std::optional<long> batch = pme::fuzz::runArgs(argc, argv, LLVMFuzzerTestOneInput, 3000);
+	if (!batch)
 		return 0;
-	long runs = argc > 1 ? std::strtol(argv[1], nullptr, 10) : 3000;
+	const long runs = *batch;
 	pme::fuzz::Rng rng;
 	std::vector<std::string> seeds = embeddedSeeds;
 	for (const char *rel : {"tests/data/config/full.yml", "packaging/examples/quickstart.yml"}) {

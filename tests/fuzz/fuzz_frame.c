@@ -14,6 +14,10 @@
  * with the encoders gives back the very same payload bytes, so a decoder
  * cannot accept something that differs from what the encoder would write.
  */
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,11 +28,15 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The file the input came from, if any, for the failure report. */
+static const char *current_file;
+
 static void
 check(int cond, const char *what)
 {
 	if (!cond) {
-		fprintf(stderr, "fuzz_frame: invariant broken: %s\n", what);
+		fprintf(stderr, "fuzz_frame: invariant broken: %s%s%s\n", what,
+		    current_file ? ", input from " : "", current_file ? current_file : "");
 		abort();
 	}
 }
@@ -406,19 +414,122 @@ mutate(const struct corpus *c, uint8_t *buf, size_t cap)
 	return len;
 }
 
+/* With PME_FUZZ_CORPUS=dir in the environment, the seed frames are also
+ * written there, one file each: a start corpus for the libFuzzer build. */
+static void
+save_seed(const uint8_t *data, size_t len)
+{
+	static unsigned n;
+	const char *dir = getenv("PME_FUZZ_CORPUS");
+	char path[4096];
+	FILE *f;
+
+	if (dir == NULL)
+		return;
+	snprintf(path, sizeof(path), "%s/seed-%u", dir, n++);
+	if ((f = fopen(path, "wb")) == NULL || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
+		fprintf(stderr, "fuzz_frame: %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+}
+
+static void
+run_file(const char *path)
+{
+	static uint8_t data[1 << 20];
+	FILE *f;
+	size_t len;
+
+	if ((f = fopen(path, "rb")) == NULL) {
+		fprintf(stderr, "fuzz_frame: %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	len = fread(data, 1, sizeof(data), f);
+	fclose(f);
+	current_file = path;
+	LLVMFuzzerTestOneInput(data, len);
+	current_file = NULL;
+	printf("fuzz_frame: %s (%zu bytes) survived\n", path, len);
+}
+
+static int
+compare_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every regular file of a directory, in name order. */
+static void
+run_directory(const char *dir)
+{
+	char **names = NULL, path[4096];
+	size_t n = 0, i;
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+
+	if ((d = opendir(dir)) == NULL) {
+		fprintf(stderr, "fuzz_frame: %s: %s\n", dir, strerror(errno));
+		exit(1);
+	}
+	while ((e = readdir(d)) != NULL) {
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		if ((names = realloc(names, (n + 1) * sizeof(*names))) == NULL ||
+		    (names[n++] = strdup(path)) == NULL)
+			abort();
+	}
+	closedir(d);
+	if (n > 0)
+		qsort(names, n, sizeof(*names), compare_names);
+	for (i = 0; i < n; i++) {
+		run_file(names[i]);
+		free(names[i]);
+	}
+	free(names);
+}
+
+/*
+ * Arguments: [RUNS] [FILE | DIRECTORY]..., as the C++ targets take them
+ * (fuzz_util.hpp, runArgs): the files first, a directory's in name order,
+ * a path that does not exist skipped with a note; then RUNS generated
+ * inputs, none when there are files and no RUNS.
+ */
 int
 main(int argc, char **argv)
 {
 	static uint8_t buf[8192];
 	struct corpus c;
-	long i, runs = argc > 1 ? strtol(argv[1], NULL, 10) : 20000;
+	struct stat st;
+	long i, runs = 20000;
+	int first = 1;
 	size_t k, len;
+
+	if (argc > 1 && argv[1][0] != '\0' && strspn(argv[1], "0123456789") == strlen(argv[1])) {
+		runs = strtol(argv[1], NULL, 10);
+		first = 2;
+	} else if (argc > 1) {
+		runs = -1;
+	}
+	for (i = first; i < argc; i++) {
+		if (stat(argv[i], &st) != 0)
+			printf("fuzz_frame: %s does not exist, nothing to run\n", argv[i]);
+		else if (S_ISDIR(st.st_mode))
+			run_directory(argv[i]);
+		else
+			run_file(argv[i]);
+	}
+	if (runs < 0)
+		return 0;
 
 	make_corpus(&c);
 	/* Each valid frame alone, and cut at every length. */
-	for (k = 0; k < c.n; k++)
+	for (k = 0; k < c.n; k++) {
+		save_seed(c.frames[k], c.len[k]);
 		for (len = 0; len <= c.len[k]; len++)
 			LLVMFuzzerTestOneInput(c.frames[k], len);
+	}
 	for (i = 0; i < runs; i++) {
 		len = mutate(&c, buf, sizeof(buf));
 		LLVMFuzzerTestOneInput(buf, len);

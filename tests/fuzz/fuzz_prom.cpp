@@ -7,7 +7,10 @@
 // exposition and an OpenMetrics one (tests/data/prometheus/) and small
 // texts with every construct of both formats; mutations add what breaks
 // parsers: cut lines, CRLF, NUL, invalid UTF-8, doubled HELP/TYPE lines,
-// repeated labels, numbers in every spelling, many series and families.
+// repeated labels, numbers in every spelling, many series and families;
+// and some mutated texts are made OpenMetrics (empty lines dropped, "# EOF"
+// added), so that the OpenMetrics parser accepts some and the importer and
+// the store get what it returns.
 //
 // Each input is parsed as it comes (the format found from its last line),
 // as the other format, and with small limits.  A parse that succeeds
@@ -55,7 +58,7 @@ using fuzz::check;
 namespace {
 
 // Outcomes, to show how deep a run went.
-size_t parsed = 0, refused = 0, imported = 0, logLines = 0;
+size_t parsed = 0, parsedOpenMetrics = 0, refused = 0, imported = 0, logLines = 0;
 
 const char *const configText = R"(
 exporter:
@@ -334,6 +337,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			auto r = worker::parsePromText(text, format, limits);
 			if (r) {
 				parsed++;
+				parsedOpenMetrics += format == worker::PromFormat::OpenMetrics;
 				anyParsed = true;
 				checkFamilies(*r, limits);
 			} else {
@@ -439,13 +443,30 @@ void mutateLines(std::string &s, fuzz::Rng &rng)
 	}
 }
 
+// The text with its empty lines dropped and "# EOF" at the end.
+std::string asOpenMetrics(const std::string &s)
+{
+	std::string out;
+	size_t start = 0;
+	while (start < s.size()) {
+		size_t end = s.find('\n', start);
+		end = end == std::string::npos ? s.size() : end;
+		if (end > start)
+			out.append(s, start, end - start).push_back('\n');
+		start = end + 1;
+	}
+	return out + "# EOF\n";
+}
+
 } // namespace
 
 int main(int argc, char **argv)
 {
-	if (fuzz::runFiles(argc, argv, LLVMFuzzerTestOneInput))
+	fuzz::targetName = "fuzz_prom";
+	std::optional<long> batch = fuzz::runArgs(argc, argv, LLVMFuzzerTestOneInput, 1000);
+	if (!batch)
 		return 0;
-	long runs = argc > 1 ? std::strtol(argv[1], nullptr, 10) : 1000;
+	const long runs = *batch;
 	fuzz::Rng rng(0x13198a2e03707344ULL);
 	std::vector<std::string> seeds = embeddedSeeds;
 	for (const char *name : {"node_exporter.prom", "openmetrics.txt"})
@@ -478,15 +499,17 @@ int main(int argc, char **argv)
 			// Line edits alone keep more inputs parsable.
 			if (rng.chance(70))
 				fuzz::mutateBytes(input, rng, dict, rng.pick(seeds), 1 << 18);
-			// Make some OpenMetrics, which only a final # EOF does.
+			// Make some OpenMetrics, which only a final # EOF does, and
+			// without the empty lines it refuses.
 			if (rng.chance(30))
-				input += "\n# EOF\n";
+				input = asOpenMetrics(input);
 		}
 		run(input);
 	}
 	std::printf("fuzz_prom: %zu seeds, their cuts and %ld random or mutated texts survived "
-	    "(%zu parses, %zu refusals, %zu imports, %zu lines logged by the store)\n",
-	    seeds.size(), runs, parsed, refused, imported, logLines);
+	    "(%zu parses, %zu of them OpenMetrics, %zu refusals, %zu imports, %zu lines logged "
+	    "by the store)\n", seeds.size(), runs, parsed, parsedOpenMetrics, refused, imported,
+	    logLines);
 	return 0;
 }
 

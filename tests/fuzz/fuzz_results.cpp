@@ -913,9 +913,11 @@ int main(int argc, char **argv)
 {
 	if (!checkerWorks())
 		return 1;
-	if (fuzz::runFiles(argc, argv, LLVMFuzzerTestOneInput))
+	fuzz::targetName = "fuzz_results";
+	std::optional<long> batch = fuzz::runArgs(argc, argv, LLVMFuzzerTestOneInput, 500);
+	if (!batch)
 		return 0;
-	long runs = argc > 1 ? std::strtol(argv[1], nullptr, 10) : 500;
+	const long runs = *batch;
 	fuzz::Rng rng(0x452821e638d01377ULL);
 	const auto valid = validResults();
 	const auto others = otherFrames();

@@ -345,9 +345,11 @@ void mutateLines(std::string &s, fuzz::Rng &rng)
 
 int main(int argc, char **argv)
 {
-	if (fuzz::runFiles(argc, argv, LLVMFuzzerTestOneInput))
+	fuzz::targetName = "fuzz_text";
+	std::optional<long> batch = fuzz::runArgs(argc, argv, LLVMFuzzerTestOneInput, 1000);
+	if (!batch)
 		return 0;
-	long runs = argc > 1 ? std::strtol(argv[1], nullptr, 10) : 1000;
+	const long runs = *batch;
 	fuzz::Rng rng(0x243f6a8885a308d3ULL);
 	std::vector<std::string> seeds = embeddedSeeds;
 	for (const char *name : {"df-P.txt", "meminfo.txt", "loadavg.txt"})

@@ -7,10 +7,13 @@
 // into a unit test; under libFuzzer abort() is enough, libFuzzer saves it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -19,8 +22,10 @@
 
 namespace pme::fuzz {
 
-// The input being run, and what of it, for the failure report.
+// The input being run, the file it came from, and what of it, for the
+// failure report.
 inline std::string_view currentInput;
+inline std::string currentFile;
 inline const char *targetName = "fuzz";
 inline std::string_view context;
 
@@ -63,7 +68,8 @@ inline std::string cLiteral(std::string_view s, size_t max = 8192)
 	    context.empty() ? "" : " in ", static_cast<int>(context.size()), context.data(),
 	    what.c_str());
 #ifndef PME_LIBFUZZER
-	std::fprintf(stderr, "input (%zu bytes):\n%s\n", currentInput.size(),
+	std::fprintf(stderr, "input (%zu bytes%s%s):\n%s\n", currentInput.size(),
+	    currentFile.empty() ? "" : ", from ", currentFile.c_str(),
 	    cLiteral(currentInput).c_str());
 #endif
 	std::abort();
@@ -113,27 +119,78 @@ inline std::string readFile(const std::string &path)
 	return ss.str();
 }
 
-// $PME_SOURCE_ROOT/rel, as meson's test environment sets it.
+// $PME_SOURCE_ROOT/rel, as meson's test environment sets it; else the
+// source root the target was built from, so that it runs by hand from
+// anywhere.
 inline std::string sourceFile(const std::string &rel)
 {
 	const char *root = std::getenv("PME_SOURCE_ROOT");
+#ifdef PME_FUZZ_SOURCE_ROOT
+	if (!root)
+		root = PME_FUZZ_SOURCE_ROOT;
+#endif
 	return readFile(std::string(root ? root : ".") + "/" + rel);
 }
 
-// The driver's arguments: a number of runs, or files to run one by one
-// (a reproducer, or a crash file libFuzzer wrote).  Returns true when
-// the arguments were files, after running them.
-inline bool runFiles(int argc, char **argv, int (*target)(const uint8_t *, size_t))
+// One input read from a file, run, and reported.
+inline void runFile(const std::string &path, int (*target)(const uint8_t *, size_t))
 {
-	if (argc < 2 || std::string_view(argv[1]).find_first_not_of("0123456789") ==
-	    std::string_view::npos)
-		return false;
-	for (int i = 1; i < argc; i++) {
-		std::string data = readFile(argv[i]);
-		target(reinterpret_cast<const uint8_t *>(data.data()), data.size());
-		std::printf("%s: %s (%zu bytes) survived\n", targetName, argv[i], data.size());
+	std::ifstream in(path, std::ios::binary);
+	if (!in) {
+		std::fprintf(stderr, "%s: cannot read %s\n", targetName, path.c_str());
+		std::exit(1);
 	}
-	return true;
+	std::stringstream ss;
+	ss << in.rdbuf();
+	std::string data = ss.str();
+	currentFile = path;
+	target(reinterpret_cast<const uint8_t *>(data.data()), data.size());
+	currentFile.clear();
+	std::printf("%s: %s (%zu bytes) survived\n", targetName, path.c_str(), data.size());
+}
+
+// The driver's arguments: [RUNS] [FILE | DIRECTORY]...
+//
+// Each file is run once, before anything else: a reproducer, a crash file
+// libFuzzer wrote, and, as meson passes them, every file of the target's
+// seed corpus and regression inputs (tests/fuzz/corpus/<target>,
+// tests/fuzz/regress/<target>) in name order.  A path that does not exist
+// is skipped with a note: regress/<target> only appears with the target's
+// first regression input.  Returns the number of generated runs that
+// follow: RUNS, `runs` when there are no arguments, nothing when there are
+// files and no RUNS.
+inline std::optional<long> runArgs(int argc, char **argv,
+    int (*target)(const uint8_t *, size_t), long runs)
+{
+	namespace fs = std::filesystem;
+	int first = 1;
+	std::optional<long> batch = runs;
+	if (argc > 1 && std::string_view(argv[1]).find_first_not_of("0123456789") ==
+	    std::string_view::npos) {
+		batch = std::strtol(argv[1], nullptr, 10);
+		first = 2;
+	} else if (argc > 1) {
+		batch.reset();
+	}
+	for (int i = first; i < argc; i++) {
+		std::error_code ec;
+		if (!fs::exists(argv[i], ec)) {
+			std::printf("%s: %s does not exist, nothing to run\n", targetName, argv[i]);
+			continue;
+		}
+		if (!fs::is_directory(argv[i], ec)) {
+			runFile(argv[i], target);
+			continue;
+		}
+		std::vector<std::string> files;
+		for (const auto &e : fs::directory_iterator(argv[i]))
+			if (e.is_regular_file())
+				files.push_back(e.path().string());
+		std::sort(files.begin(), files.end());
+		for (const auto &f : files)
+			runFile(f, target);
+	}
+	return batch;
 }
 
 // With PME_FUZZ_CORPUS=dir in the environment, the driver writes its seed
