@@ -95,7 +95,7 @@ inline common::GroupResult roundTrip(const common::GroupResult &result)
 		});
 		auto r = assembler.feed(f);
 		check(r.has_value(), [&] {
-			return "the assembler refuses a worker's result: " + r.error().message;
+			return "the assembler refuses a result: " + r.error().message;
 		});
 		if (*r)
 			back = std::move(**r);
@@ -104,17 +104,19 @@ inline common::GroupResult roundTrip(const common::GroupResult &result)
 	auto encoded = common::encodeGroupResult(result, sink);
 	pme_proto_decoder_free(&dec);
 	check(encoded.has_value(), [&] {
-		return "a worker's result does not encode: " + encoded.error().message;
+		return "a result does not encode: " + encoded.error().message;
 	});
 	check(back.has_value(), "no result came out of the assembler");
 	check(back->families.size() == result.families.size(), "families differ after decoding");
 	for (size_t i = 0; i < result.families.size(); i++) {
 		const common::Family &a = result.families[i], &b = back->families[i];
 		check(a.name == b.name && a.type == b.type && a.help == b.help &&
-		    a.samples.size() == b.samples.size(), "a family differs after decoding");
+		    a.unit == b.unit && a.samples.size() == b.samples.size(),
+		    "a family differs after decoding");
 		for (size_t j = 0; j < a.samples.size(); j++)
 			check(a.samples[j].suffix == b.samples[j].suffix &&
 			    a.samples[j].labels == b.samples[j].labels &&
+			    a.samples[j].timestampMs == b.samples[j].timestampMs &&
 			    sameBits(a.samples[j].value, b.samples[j].value),
 			    "a sample differs after decoding");
 	}

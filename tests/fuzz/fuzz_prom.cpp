@@ -41,6 +41,7 @@
 #include "common/log.hpp"
 #include "common/utf8.hpp"
 #include "daemon/metric_store.hpp"
+#include "fuzz_extraction.hpp"
 #include "fuzz_util.hpp"
 #include "proto/frame.h"
 #include "proto/message.h"
@@ -225,61 +226,6 @@ void checkError(std::string_view text, const common::Error &e)
 	});
 }
 
-bool sameBits(double a, double b)
-{
-	uint64_t x, y;
-	std::memcpy(&x, &a, sizeof(x));
-	std::memcpy(&y, &b, sizeof(y));
-	return x == y || (std::isnan(a) && std::isnan(b));
-}
-
-// Encode, reassemble as the supervisor does, compare; the result as the
-// supervisor has it.
-common::GroupResult roundTrip(const common::GroupResult &result)
-{
-	common::GroupResultAssembler assembler;
-	std::optional<common::GroupResult> back;
-	pme_proto_decoder dec;
-	if (pme_proto_decoder_init(&dec, PME_PROTO_MAX_PAYLOAD) != 0)
-		std::abort();
-	auto sink = [&](const uint8_t *data, size_t len) -> common::Result<void> {
-		size_t took = pme_proto_decoder_feed(&dec, data, len);
-		pme_proto_frame f;
-		int rc = pme_proto_decoder_next(&dec, &f);
-		check(took == len && rc == 1, [&] {
-			return std::string("the decoder refuses an encoded frame: ") +
-			    pme_proto_strerror(rc);
-		});
-		auto r = assembler.feed(f);
-		check(r.has_value(), [&] {
-			return "the assembler refuses an imported result: " + r.error().message;
-		});
-		if (*r)
-			back = std::move(**r);
-		return {};
-	};
-	auto encoded = common::encodeGroupResult(result, sink);
-	pme_proto_decoder_free(&dec);
-	check(encoded.has_value(), [&] {
-		return "an imported result does not encode: " + encoded.error().message;
-	});
-	check(back.has_value(), "no result came out of the assembler");
-	check(back->families.size() == result.families.size(), "families differ after decoding");
-	for (size_t i = 0; i < result.families.size(); i++) {
-		const Family &a = result.families[i], &b = back->families[i];
-		check(a.name == b.name && a.type == b.type && a.help == b.help &&
-		    a.unit == b.unit && a.samples.size() == b.samples.size(),
-		    "a family differs after decoding");
-		for (size_t j = 0; j < a.samples.size(); j++)
-			check(a.samples[j].suffix == b.samples[j].suffix &&
-			    a.samples[j].labels == b.samples[j].labels &&
-			    a.samples[j].timestampMs == b.samples[j].timestampMs &&
-			    sameBits(a.samples[j].value, b.samples[j].value),
-			    "a sample differs after decoding");
-	}
-	return std::move(*back);
-}
-
 void runImporters(Setup &setup, std::string_view text)
 {
 	daemon::MetricStore store(setup.config);
@@ -301,7 +247,7 @@ void runImporters(Setup &setup, std::string_view text)
 		common::GroupResult result;
 		result.group = im.group;
 		result.families = std::move(r->families);
-		common::GroupResult back = roundTrip(result);
+		common::GroupResult back = fuzz::roundTrip(result);
 		// Twice, as two cycles: the second finds the fragments made by
 		// the first.
 		for (double now : {1000.0, 1005.0}) {
