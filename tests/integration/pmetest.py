@@ -199,6 +199,26 @@ def descendants(root):
     return found
 
 
+def worker_pids(pmed):
+    """{service: pid} of the workers of pmed: the children of its spawner."""
+    procs = all_processes()
+    spawners = [p for p, v in procs.items() if v[0] == pmed.proc.pid]
+    out = {}
+    for p, v in procs.items():
+        if spawners and v[0] == spawners[0]:
+            try:
+                with open(f"/proc/{p}/cmdline") as f:
+                    out[f.read().split("\0")[1]] = p
+            except (OSError, IndexError):
+                pass
+    return out
+
+
+def sanitized():
+    """True in a build with sanitizers (meson sets PME_SANITIZE from b_sanitize)."""
+    return os.environ.get("PME_SANITIZE", "none") not in ("none", "[]", "")
+
+
 def alive(pid):
     st = proc_status(pid)
     return st is not None and not st.get("State", "").startswith("Z")

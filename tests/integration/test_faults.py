@@ -11,7 +11,8 @@ import subprocess
 import time
 
 import pmetest
-from pmetest import IS_ROOT, Pmed, Workdir, free_port, parse_metrics, value
+from pmetest import (IS_ROOT, Pmed, Workdir, free_port, parse_metrics, sanitized, value,
+                     worker_pids)
 
 # Each evil_MODE service is played by hostile_worker.py; the expected
 # protocol error it must cause.
@@ -143,20 +144,6 @@ def test_hostile_workers():
         w.cleanup()
 
 
-def worker_pids(pmed):
-    """{service: pid} of the workers of pmed."""
-    procs = pmetest.all_processes()
-    spawner = [p for p, v in procs.items() if v[0] == pmed.proc.pid][0]
-    out = {}
-    for p, v in procs.items():
-        if v[0] == spawner:
-            try:
-                out[open(f"/proc/{p}/cmdline").read().split("\0")[1]] = p
-            except (OSError, IndexError):
-                pass
-    return out
-
-
 def wait_log(pmed, pattern, what, timeout=20):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -196,8 +183,10 @@ def test_crash_and_hang():
         bystander = worker_pids(pmed)["bystander"]
 
         os.kill(worker_pids(pmed)["victim"], signal.SIGSEGV)
-        wait_log(pmed, r"worker\[victim\] \(pid \d+\) was killed by signal 11 "
-                 r"\(Segmentation fault\)", "the crash in the log")
+        # AddressSanitizer catches the SIGSEGV itself, reports it and exits 1.
+        crash = (r"was killed by signal 11 \(Segmentation fault\)" if not sanitized()
+                 else r"exited with status 1")
+        wait_log(pmed, r"worker\[victim\] \(pid \d+\) " + crash, "the crash in the log")
         w.file("counter", "15\n")
         pmed.wait_for(lambda b: value(b, "victim_total") == 15 and
                       value(b, "pme_worker_restarts_total", service="victim") == 1,
@@ -526,7 +515,7 @@ def test_valgrind():
     if shutil.which("valgrind") is None:
         print("skipped: valgrind is not installed")
         raise SystemExit(pmetest.SKIP)
-    if os.environ.get("PME_SANITIZE", "none") not in ("none", "[]", ""):
+    if sanitized():
         print("skipped: sanitizer build; valgrind runs in the build without sanitizers")
         raise SystemExit(pmetest.SKIP)
     w, port = Workdir(), free_port()
