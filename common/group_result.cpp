@@ -280,14 +280,14 @@ Result<void> encodeGroupResult(const GroupResult &result, const FrameSink &sink,
 	}
 
 	// ok, duration, skipped, exit status, error length, HTTP status,
-	// response time: 1 + 8 + 4 + 4 + 4 + 4 + 8 bytes.
-	constexpr size_t endFixed = 33;
+	// response time, truncated: 1 + 8 + 4 + 4 + 4 + 4 + 8 + 1 bytes.
+	constexpr size_t endFixed = 34;
 	if (maxPayload < endFixed)
 		return fail("maximum payload too small for GROUP_END");
 	std::string_view error = cutUtf8(result.error, maxPayload - endFixed);
 	pme_proto_encode_group_end(frames.w(), result.ok, result.duration, result.skipped,
 	    result.exitStatus, error.data(), error.size(), result.httpStatus,
-	    result.responseSeconds);
+	    result.responseSeconds, result.truncated);
 	return frames.send();
 }
 
@@ -351,6 +351,7 @@ Result<std::optional<GroupResult>> GroupResultAssembler::feed(const pme_proto_fr
 		done.exitStatus = m.exit_status;
 		done.httpStatus = m.http_status;
 		done.responseSeconds = m.response_seconds;
+		done.truncated = m.truncated != 0;
 		done.error = cutUtf8(std::string_view(m.error.ptr, m.error.len),
 		    limits_.maxErrorText);
 		reset();

@@ -47,6 +47,7 @@ struct GroupResult {
 	std::string error;
 	int32_t httpStatus = 0;       // http sources: the last response's status, 0 none
 	double responseSeconds = -1;  // and how long it took, -1 none (or reused)
+	bool truncated = false;       // the source's output was cut at max_output
 };
 
 } // namespace pme::common

@@ -116,6 +116,7 @@ constexpr size_t MaxErrorText = 512;
 // names would make a second HELP/TYPE and is left out.
 const char *const reservedNames[] = {
 	"pme_source_up", "pme_source_duration_seconds", "pme_source_errors_total",
+	"pme_source_truncated_total",
 	"pme_source_last_success_timestamp_seconds", "pme_source_skipped_total",
 	"pme_source_exit_status", "pme_worker_restarts_total", "pme_worker_up",
 	"pme_source_age_seconds", "pme_http_status_code", "pme_http_response_seconds",
@@ -166,6 +167,7 @@ struct GroupState {
 	std::unordered_map<std::string, size_t> fragmentIndex; // family name -> fragments
 	std::deque<Fragment> fragments; // grows only: merged families point into it
 	bool imports = false;   // content_type prometheus: families come from results
+	bool hasOutput = false; // a command, file or http source: max_output applies
 	size_t importedFamilies = 0;
 	uint64_t rejected = 0;  // families refused (imports)
 	std::string lastRejected;
@@ -180,6 +182,7 @@ struct GroupState {
 	double lastSuccess = 0; // 0: never
 	double duration = 0;
 	uint64_t errors = 0;
+	uint64_t truncated = 0; // results whose source output was cut at max_output
 	uint64_t skipped = 0;
 	int32_t exitStatus = -1;
 	int32_t httpStatus = 0;       // 0: no HTTP response yet
@@ -635,6 +638,7 @@ MetricStore::Impl::Impl(const common::Config &config)
 			g.key = gc.key;
 			g.staleAfter = staleSeconds(gc, sc, config.exporter);
 			g.imports = gc.contentType == common::ContentType::Prometheus;
+			g.hasOutput = gc.sourceType != common::SourceType::Static;
 			for (const auto &mc : gc.metrics) {
 				if (g.fragmentIndex.count(mc.name))
 					continue;
@@ -898,6 +902,10 @@ void MetricStore::Impl::renderStatus()
 	perGroup("pme_source_errors_total", "Failed collections and failed metrics of the group.",
 	    MetricType::Counter,
 	    [](const GroupState &g) { return static_cast<double>(g.errors); }, always);
+	perGroup("pme_source_truncated_total",
+	    "Collections whose source output was cut at max_output.", MetricType::Counter,
+	    [](const GroupState &g) { return static_cast<double>(g.truncated); },
+	    [](const GroupState &g) { return g.hasOutput || g.truncated > 0; });
 	perGroup("pme_source_last_success_timestamp_seconds",
 	    "Time of the last successful collection of the group (0: never).", MetricType::Gauge,
 	    [](const GroupState &g) { return g.lastSuccess; }, always);
@@ -1086,6 +1094,8 @@ common::Result<void> MetricStore::apply(const std::string &service,
 		g.lastError = sanitize(result.error);
 	}
 	g.errors += result.metricErrors.size();
+	if (result.truncated)
+		g.truncated++;
 	if (result.ok && !result.metricErrors.empty())
 		g.lastError = sanitize(result.metricErrors.front().first + ": " +
 		    result.metricErrors.front().second);
@@ -1167,6 +1177,7 @@ void MetricStore::adopt(MetricStore &old)
 			g.lastSuccess = wg.lastSuccess;
 			g.duration = wg.duration;
 			g.errors = wg.errors;
+			g.truncated = wg.truncated;
 			g.skipped = wg.skipped;
 			g.exitStatus = wg.exitStatus;
 			g.httpStatus = wg.httpStatus;
@@ -1342,6 +1353,9 @@ std::string MetricStore::healthJson(bool *healthy, double now) const
 			json_object_set_new(go, "last_success",
 			    g.lastSuccess > 0 ? json_real(g.lastSuccess) : json_null());
 			json_object_set_new(go, "errors", json_integer(static_cast<json_int_t>(g.errors)));
+			if (g.hasOutput)
+				json_object_set_new(go, "truncated",
+				    json_integer(static_cast<json_int_t>(g.truncated)));
 			json_object_set_new(go, "error", str(g.lastError));
 			if (g.imports || g.rejected > 0) {
 				json_object_set_new(go, "families_rejected",

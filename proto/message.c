@@ -44,7 +44,7 @@ pme_proto_encode_group_begin(struct pme_proto_writer *w, const char *group,
 void
 pme_proto_encode_group_end(struct pme_proto_writer *w, int ok, double duration,
     uint32_t skipped, int32_t exit_status, const char *error, size_t error_len,
-    int32_t http_status, double response_seconds)
+    int32_t http_status, double response_seconds, int truncated)
 {
 	pme_proto_writer_begin(w, PME_MSG_GROUP_END);
 	pme_proto_put_u8(w, ok ? 1 : 0);
@@ -54,6 +54,7 @@ pme_proto_encode_group_end(struct pme_proto_writer *w, int ok, double duration,
 	pme_proto_put_str(w, error, error_len);
 	pme_proto_put_i32(w, http_status);
 	pme_proto_put_f64(w, response_seconds);
+	pme_proto_put_u8(w, truncated ? 1 : 0);
 }
 
 void
@@ -311,6 +312,7 @@ pme_proto_decode_group_end(const struct pme_proto_frame *f, struct pme_proto_gro
 	    m->response_seconds != -1 && (!isfinite(m->response_seconds) ||
 	    m->response_seconds < 0))
 		fail(&r, PME_PROTO_EVALUE);
+	get_bool(&r, &m->truncated);
 	return pme_proto_reader_end(&r);
 }
 

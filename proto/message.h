@@ -112,6 +112,7 @@ struct pme_proto_group_end {
 	struct pme_proto_str error;
 	int32_t http_status;      /* 0: no HTTP response */
 	double response_seconds;  /* -1: no HTTP response */
+	uint8_t truncated;        /* the source's output was cut at max_output */
 };
 
 struct pme_proto_log {
@@ -211,7 +212,7 @@ void pme_proto_encode_group_begin(struct pme_proto_writer *w, const char *group,
     size_t group_len, uint64_t sequence);
 void pme_proto_encode_group_end(struct pme_proto_writer *w, int ok, double duration,
     uint32_t skipped, int32_t exit_status, const char *error, size_t error_len,
-    int32_t http_status, double response_seconds);
+    int32_t http_status, double response_seconds, int truncated);
 void pme_proto_encode_log(struct pme_proto_writer *w, uint8_t priority,
     const char *msg, size_t len);
 /* The text must be UTF-8 without NUL and fit one frame: a caller with a

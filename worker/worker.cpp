@@ -608,6 +608,7 @@ GroupResult Worker::Group::build(const SourceRead &read)
 	r.exitStatus = read.exitStatus;
 	r.httpStatus = read.httpStatus;
 	r.responseSeconds = read.responseSeconds;
+	r.truncated = read.truncated;
 	r.duration = static_cast<double>(uv_hrtime() - startedNs_) / 1e9;
 
 	if (!setupError_.empty() || !read.ok) {

@@ -149,7 +149,7 @@ fuzz_messages(const struct pme_proto_frame *f, struct pme_proto_writer *w)
 	if (pme_proto_decode_group_end(f, &ge) == 0) {
 		check_str(f, &ge.error, 1);
 		pme_proto_encode_group_end(w, ge.ok, ge.duration, ge.skipped, ge.exit_status,
-		    ge.error.ptr, ge.error.len, ge.http_status, ge.response_seconds);
+		    ge.error.ptr, ge.error.len, ge.http_status, ge.response_seconds, ge.truncated);
 		check_same(w, f, "GROUP_END");
 	}
 	if (pme_proto_decode_log(f, &log) == 0) {
@@ -314,7 +314,7 @@ make_corpus(struct corpus *c)
 	pme_proto_put_sample_end(&w, 1.25);
 	pme_proto_put_metric_error(&w, "nginx_up", 8, "no match", 8);
 	keep_frame(c, &w);
-	pme_proto_encode_group_end(&w, 0, 0.5, 1, 2, "exit 2", 6, 0, -1);
+	pme_proto_encode_group_end(&w, 0, 0.5, 1, 2, "exit 2", 6, 0, -1, 1);
 	keep_frame(c, &w);
 	pme_proto_encode_log(&w, 4, "warning", 7);
 	keep_frame(c, &w);

@@ -847,7 +847,7 @@ std::vector<std::string> otherFrames()
 	keep();
 	pme_proto_encode_group_begin(&w, "status", 6, 1);
 	keep();
-	pme_proto_encode_group_end(&w, 1, 0.1, 0, -1, "", 0, 0, -1);
+	pme_proto_encode_group_end(&w, 1, 0.1, 0, -1, "", 0, 0, -1, 0);
 	keep();
 	pme_proto_writer_free(&w);
 	return out;

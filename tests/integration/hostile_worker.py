@@ -41,7 +41,7 @@ def begin(group, seq):
 
 def end():
     return frame(GROUP_END, bytes([1]) + struct.pack(">dIi", 0.001, 0, 0) + s("") +
-                 struct.pack(">id", 0, -1.0))
+                 struct.pack(">idB", 0, -1.0, 0))
 
 
 def result(group, seq, name, value):

@@ -487,6 +487,11 @@ def test_runaway_sources():
         assert value(body, "m", i="0") is None, "a read over max_series exported series"
         assert "truncated at 1048576 bytes (max_output)" in errors["huge"], errors
         assert value(body, "huge_value") == 123, body
+        for g in ["flood", "huge"]:   # cut and counted
+            assert value(body, "pme_source_truncated_total", service="runaway", group=g) >= 1, \
+                body
+        assert value(body, "pme_source_truncated_total", service="runaway", group="many") == 0, \
+            body
         assert re.search(r"timed out after 1s.*SIGKILL", errors["stubborn"]), errors
         assert errors["escaped"] == "", errors
         wait_log(pmed, r"worker\[runaway\]: warning: command 'setsid sleep 1234 & echo 5' "

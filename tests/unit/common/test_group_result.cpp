@@ -74,7 +74,8 @@ Bytes beginFrame(const char *group, uint64_t seq)
 Bytes endFrame(const std::string &error = "")
 {
 	FrameWriter w;
-	pme_proto_encode_group_end(w.get(), error.empty(), 0.5, 0, -1, error.data(), error.size(), 0, -1);
+	pme_proto_encode_group_end(w.get(), error.empty(), 0.5, 0, -1, error.data(), error.size(),
+	    0, -1, 0);
 	return finish(w.get());
 }
 
@@ -114,6 +115,7 @@ GroupResult bigResult()
 	r.exitStatus = 3;
 	r.httpStatus = 503;
 	r.responseSeconds = 0.25;
+	r.truncated = true;
 	r.error = "curl exited with status 3";
 	return r;
 }
@@ -148,6 +150,7 @@ void checkSame(const GroupResult &a, const GroupResult &b)
 	LONGS_EQUAL(a.exitStatus, b.exitStatus);
 	LONGS_EQUAL(a.httpStatus, b.httpStatus);
 	DOUBLES_EQUAL(a.responseSeconds, b.responseSeconds, 0);
+	CHECK_EQUAL(a.truncated, b.truncated);
 	STRCMP_EQUAL(a.error.c_str(), b.error.c_str());
 }
 
@@ -388,7 +391,7 @@ TEST(GroupResultAssembler, BadRecordIsNamedByItsPosition)
 	STRCMP_EQUAL("GROUP_DATA record 2: family up repeated with another type", e.c_str());
 
 	// A bad GROUP_END.
-	pme_proto_encode_group_end(w.get(), 1, -5, 0, -1, "", 0, 0, -1);
+	pme_proto_encode_group_end(w.get(), 1, -5, 0, -1, "", 0, 0, -1, 0);
 	e = assemble(a, {beginFrame("g", 1), finish(w.get())});
 	STRCMP_EQUAL("GROUP_END: field value out of range", e.c_str());
 }

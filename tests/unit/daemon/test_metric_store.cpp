@@ -371,6 +371,41 @@ TEST(Apply, GroupStatusDurationSkipsAndExitStatus)
 	    valueOf(text, "pme_source_last_success_timestamp_seconds" + labels).c_str());
 }
 
+TEST(Apply, OutputCutAtMaxOutputIsCountedForSourcesWithOutput)
+{
+	MetricStore store(load(R"(
+services:
+  web:
+    metric_groups:
+      log:
+        source_type: file
+        source: /var/log/web.log
+        metrics:
+          web_lines: { type: gauge, filter: '(\d+)' }
+      fixed:
+        source_type: static
+        metrics:
+          web_fixed: { type: gauge, value: 1 }
+)"));
+	common::GroupResult r = result("log", {family("web_lines", MetricType::Gauge, {sample(7)})},
+	    false);
+	r.truncated = true;
+	r.error = "/var/log/web.log truncated at 1048576 bytes (max_output)";
+	applyOk(store, "web", r, 100);
+	applyOk(store, "web", r, 105);
+	applyOk(store, "web", result("log", {}), 110);
+	std::string text = render(store);
+	STRCMP_EQUAL("2",
+	    valueOf(text, "pme_source_truncated_total{service=\"web\",group=\"log\"}").c_str());
+	// A static group has no output to cut: no line for it.
+	STRCMP_EQUAL("absent",
+	    valueOf(text, "pme_source_truncated_total{service=\"web\",group=\"fixed\"}").c_str());
+	CHECK(text.find("# TYPE pme_source_truncated_total counter\n") != std::string::npos);
+	bool healthy;
+	std::string health = store.healthJson(&healthy, 110);
+	CHECK_TEXT(health.find("\"truncated\":2") != std::string::npos, health.c_str());
+}
+
 TEST(Apply, HttpStatusResponseTimeAndAge)
 {
 	MetricStore store(twoServices());

@@ -120,7 +120,7 @@ test_group_begin_end(void **state)
 	assert_str(b.group, "status");
 	assert_true(b.sequence == 0x1122334455667788ull);
 
-	pme_proto_encode_group_end(&fx->w, 0, 0.25, 3, 2, "curl: timed out", 15, 0, -1);
+	pme_proto_encode_group_end(&fx->w, 0, 0.25, 3, 2, "curl: timed out", 15, 0, -1, 0);
 	assert_int_equal(pme_proto_decode_group_end(send_recv(fx), &e), 0);
 	assert_int_equal(e.ok, 0);
 	assert_true(e.duration == 0.25);
@@ -128,7 +128,7 @@ test_group_begin_end(void **state)
 	assert_int_equal(e.exit_status, 2);
 	assert_str(e.error, "curl: timed out");
 
-	pme_proto_encode_group_end(&fx->w, 1, 0, 0, -1, "", 0, 0, -1);
+	pme_proto_encode_group_end(&fx->w, 1, 0, 0, -1, "", 0, 0, -1, 0);
 	assert_int_equal(pme_proto_decode_group_end(send_recv(fx), &e), 0);
 	assert_int_equal(e.ok, 1);
 	assert_int_equal(e.exit_status, -1);
@@ -137,17 +137,23 @@ test_group_begin_end(void **state)
 	assert_true(e.response_seconds == -1);
 
 	/* An HTTP source's status and response time. */
-	pme_proto_encode_group_end(&fx->w, 1, 0.5, 0, -1, "", 0, 204, 0.125);
+	pme_proto_encode_group_end(&fx->w, 1, 0.5, 0, -1, "", 0, 204, 0.125, 0);
 	assert_int_equal(pme_proto_decode_group_end(send_recv(fx), &e), 0);
 	assert_int_equal(e.http_status, 204);
 	assert_true(e.response_seconds == 0.125);
+	assert_int_equal(e.truncated, 0);
+
+	/* Output cut at max_output: the result says so. */
+	pme_proto_encode_group_end(&fx->w, 0, 0.5, 0, 0, "cut", 3, 0, -1, 1);
+	assert_int_equal(pme_proto_decode_group_end(send_recv(fx), &e), 0);
+	assert_int_equal(e.truncated, 1);
 
 	/* A status that is no HTTP status, a negative or infinite time. */
-	pme_proto_encode_group_end(&fx->w, 1, 0, 0, -1, "", 0, 42, 0);
+	pme_proto_encode_group_end(&fx->w, 1, 0, 0, -1, "", 0, 42, 0, 0);
 	assert_int_equal(pme_proto_decode_group_end(send_recv(fx), &e), PME_PROTO_EVALUE);
-	pme_proto_encode_group_end(&fx->w, 1, 0, 0, -1, "", 0, 200, -0.5);
+	pme_proto_encode_group_end(&fx->w, 1, 0, 0, -1, "", 0, 200, -0.5, 0);
 	assert_int_equal(pme_proto_decode_group_end(send_recv(fx), &e), PME_PROTO_EVALUE);
-	pme_proto_encode_group_end(&fx->w, 1, 0, 0, -1, "", 0, 200, INFINITY);
+	pme_proto_encode_group_end(&fx->w, 1, 0, 0, -1, "", 0, 200, INFINITY, 0);
 	assert_int_equal(pme_proto_decode_group_end(send_recv(fx), &e), PME_PROTO_EVALUE);
 }
 
@@ -510,7 +516,7 @@ test_invalid_utf8(void **state)
 
 	pme_proto_encode_log(w, 4, "bad \xf4\x90\x80\x80", 8);
 	assert_int_equal(pme_proto_decode_log(send_recv(fx), &l), PME_PROTO_EUTF8);
-	pme_proto_encode_group_end(w, 0, 1, 0, 1, "\xc1\x81", 2, 0, -1);
+	pme_proto_encode_group_end(w, 0, 1, 0, 1, "\xc1\x81", 2, 0, -1, 0);
 	assert_int_equal(pme_proto_decode_group_end(send_recv(fx), &e), PME_PROTO_EUTF8);
 }
 
@@ -621,7 +627,7 @@ test_truncated_fields(void **state)
 		struct pme_proto_frame cut = { f.type, len, f.payload };
 		assert_int_equal(pme_proto_decode_hello(&cut, &h), PME_PROTO_ETRUNCATED);
 	}
-	pme_proto_encode_group_end(w, 0, 1.5, 0, 3, "err", 3, 0, -1);
+	pme_proto_encode_group_end(w, 0, 1.5, 0, 3, "err", 3, 0, -1, 0);
 	f = *send_recv(fx);
 	for (len = 0; len < f.length; len++) {
 		struct pme_proto_frame cut = { f.type, len, f.payload };
@@ -699,11 +705,22 @@ test_field_ranges(void **state)
 
 	pme_proto_encode_log(w, 8, "m", 1);
 	assert_int_equal(pme_proto_decode_log(send_recv(fx), &l), PME_PROTO_EVALUE);
-	pme_proto_encode_group_end(w, 1, -1, 0, 0, "", 0, 0, -1);
+	pme_proto_encode_group_end(w, 1, -1, 0, 0, "", 0, 0, -1, 0);
 	assert_int_equal(pme_proto_decode_group_end(send_recv(fx), &e), PME_PROTO_EVALUE);
-	pme_proto_encode_group_end(w, 1, NAN, 0, 0, "", 0, 0, -1);
+	pme_proto_encode_group_end(w, 1, NAN, 0, 0, "", 0, 0, -1, 0);
 	assert_int_equal(pme_proto_decode_group_end(send_recv(fx), &e), PME_PROTO_EVALUE);
-	pme_proto_encode_group_end(w, 1, 0, 0, -2, "", 0, 0, -1);
+	pme_proto_encode_group_end(w, 1, 0, 0, -2, "", 0, 0, -1, 0);
+	assert_int_equal(pme_proto_decode_group_end(send_recv(fx), &e), PME_PROTO_EVALUE);
+	/* truncated is a boolean: 0 or 1. */
+	pme_proto_writer_begin(w, PME_MSG_GROUP_END);
+	pme_proto_put_u8(w, 1);
+	pme_proto_put_f64(w, 0);
+	pme_proto_put_u32(w, 0);
+	pme_proto_put_i32(w, -1);
+	pme_proto_put_str(w, "", 0);
+	pme_proto_put_i32(w, 0);
+	pme_proto_put_f64(w, -1);
+	pme_proto_put_u8(w, 2);
 	assert_int_equal(pme_proto_decode_group_end(send_recv(fx), &e), PME_PROTO_EVALUE);
 	pme_proto_writer_begin(w, PME_MSG_RELOADED);
 	pme_proto_put_u8(w, 2);
