@@ -46,7 +46,7 @@ void debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 [[noreturn]] void fatal(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 [[noreturn]] void fatalx(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-std::string vformat(const char *fmt, va_list ap);
+std::string vformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 std::string format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 } // namespace pme::common::log
