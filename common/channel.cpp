@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -39,6 +40,26 @@ bool waitFor(int fd, short events)
 			return true;
 		if (errno != EINTR)
 			return false;
+	}
+}
+
+// Call a receiving op() until it gives a count: again after EINTR, and
+// after waiting for fd to be readable when it would block.
+template <typename Op>
+Result<size_t> receiving(int fd, const char *what, Op op)
+{
+	for (;;) {
+		ssize_t n = op();
+		if (n >= 0)
+			return static_cast<size_t>(n);
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			if (!waitFor(fd, POLLIN))
+				return fail(errnoMessage("poll"));
+			continue;
+		}
+		return fail(errnoMessage(what));
 	}
 }
 
@@ -131,35 +152,38 @@ Result<void> sendFrameWithFd(int fd, pme_proto_writer &w, int passFd)
 
 Result<size_t> recvDatagram(int fd, std::vector<uint8_t> &buf, std::vector<UniqueFd> &fds)
 {
-	// One byte more than the largest frame, so a datagram that is too big
-	// is seen as such even where MSG_TRUNC would not be reported.
-	buf.resize(PME_PROTO_HEADER_SIZE + PME_PROTO_HARD_MAX_PAYLOAD + 1);
+	// Linux tells a datagram's whole length to recv(MSG_PEEK | MSG_TRUNC):
+	// the buffer is sized to what waits, not to the largest frame, so a
+	// process that reads many small messages does not fill megabytes for
+	// each.  Never more than one byte past the largest frame, so that a
+	// datagram too big is seen as such even where MSG_TRUNC is not set.
+	const size_t most = PME_PROTO_HEADER_SIZE + PME_PROTO_HARD_MAX_PAYLOAD;
+	auto waiting = receiving(fd, "recv", [fd] {
+		return ::recv(fd, nullptr, 0, MSG_PEEK | MSG_TRUNC);
+	});
+	if (!waiting) {
+		buf.clear();
+		return fail(waiting.error().message);
+	}
+	buf.resize(std::min(*waiting, most) + 1);
 	iovec iov{};
 	iov.iov_base = buf.data();
 	iov.iov_len = buf.size();
 	alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * maxPassedFds)];
 	msghdr msg{};
-	ssize_t n;
-	for (;;) {
+	auto received = receiving(fd, "recvmsg", [&] {
 		msg = msghdr{};
 		msg.msg_iov = &iov;
 		msg.msg_iovlen = 1;
 		msg.msg_control = control;
 		msg.msg_controllen = sizeof(control);
-		n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-		if (n >= 0)
-			break;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			if (!waitFor(fd, POLLIN))
-				return fail(errnoMessage("poll"));
-			continue;
-		}
-		int err = errno;
+		return ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	});
+	if (!received) {
 		buf.clear();
-		return fail(errnoMessage("recvmsg", err));
+		return fail(received.error().message);
 	}
+	size_t n = *received;
 
 	// Own every descriptor first, whatever happens next.
 	std::vector<UniqueFd> got;
@@ -179,14 +203,14 @@ Result<size_t> recvDatagram(int fd, std::vector<uint8_t> &buf, std::vector<Uniqu
 		return fail("recvmsg: descriptors were cut off (more than " +
 		    std::to_string(maxPassedFds) + " passed)");
 	}
-	if ((msg.msg_flags & MSG_TRUNC) || static_cast<size_t>(n) == buf.size()) {
+	if ((msg.msg_flags & MSG_TRUNC) || n == buf.size()) {
 		buf.clear();
 		return fail("recvmsg: datagram larger than the largest frame");
 	}
-	buf.resize(static_cast<size_t>(n));
+	buf.resize(n);
 	for (UniqueFd &f : got)
 		fds.push_back(std::move(f));
-	return static_cast<size_t>(n);
+	return n;
 }
 
 Result<pme_proto_frame> readFrame(int fd, pme_proto_decoder &dec)
@@ -202,7 +226,8 @@ Result<pme_proto_frame> readFrame(int fd, pme_proto_decoder &dec)
 
 		// No complete frame is buffered, so the decoder has room for at
 		// least this much and takes all of it.
-		size_t room = dec.cap - pme_proto_decoder_pending(&dec);
+		size_t room = PME_PROTO_HEADER_SIZE + dec.max_payload -
+		    pme_proto_decoder_pending(&dec);
 		if (room > sizeof(chunk))
 			room = sizeof(chunk);
 		if (room == 0)

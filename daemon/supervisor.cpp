@@ -22,6 +22,7 @@
 // not start or died, saying so on stdout after the reports.
 #include "supervisor.hpp"
 
+#include <malloc.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <sysexits.h>
@@ -93,6 +94,11 @@ constexpr int kEarlyDeathsFailed = 5;
 constexpr size_t kMaxExplainBytes = 1024 * 1024;
 // --explain's exit status when a group failed or had a metric error.
 constexpr int kExitExplainFailed = 1;
+// How often free heap pages go back to the system.  Results, renderings,
+// reloads and worker restarts free memory in the middle of the heap, which
+// malloc keeps: without this, the resident size creeps up to the largest
+// the heap ever was, though nothing is leaked.
+constexpr uint64_t kTrimEveryMs = 10000;
 // A worker sends one result per group per interval; a cycle that ran late
 // lets the next come sooner, so a few more are allowed in a burst.  More
 // than that is a worker flooding the supervisor.
@@ -191,7 +197,6 @@ private:
 	size_t explainBytes_ = 0;
 	std::unordered_map<std::string, Budget> results_; // group -> results it may send
 	Budget logs_{kLogBurst, kLogPerSecond / 1000};
-	char buf_[64 * 1024];
 };
 
 struct ServiceRuntime {
@@ -238,6 +243,7 @@ struct Supervisor::Impl {
 	SupervisorOptions opts;
 	MetricStore store;
 	std::map<std::string, ServiceRuntime> services;
+	std::vector<char> readBuf = std::vector<char>(64 * 1024); // WorkerLink::onAlloc
 	struct Listener {
 		std::string address;
 		bool healthOnly;
@@ -254,6 +260,7 @@ struct Supervisor::Impl {
 	bool spawnerGone = false;
 	int exitCode = 0;
 	double onceDeadline = 0;
+	uint64_t trimmedMs = 0;   // uv_now() of the last malloc_trim()
 	// --explain: each group asked for that reported, and whether it
 	// succeeded without a metric error; why the run cannot complete.
 	std::map<std::string, bool> explained;
@@ -352,7 +359,10 @@ void WorkerLink::onAlloc(uv_handle_t *h, size_t, uv_buf_t *buf) noexcept
 		*buf = uv_buf_init(nullptr, 0);
 		return;
 	}
-	*buf = uv_buf_init(self->buf_, sizeof(self->buf_));
+	// One buffer for every worker: libuv calls onRead right after onAlloc,
+	// and received() copies what it keeps into the link's decoder.
+	*buf = uv_buf_init(self->sup_.readBuf.data(),
+	    static_cast<unsigned>(self->sup_.readBuf.size()));
 }
 
 void WorkerLink::onRead(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) noexcept
@@ -384,11 +394,14 @@ void WorkerLink::onRead(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) noexcept
 
 bool WorkerLink::drain()
 {
+	// Not the shared read buffer: a drain may come while another link's
+	// onRead is still working through it.
+	char chunk[16384];
 	for (;;) {
-		ssize_t n = recv(fd_, buf_, sizeof(buf_), MSG_DONTWAIT);
+		ssize_t n = recv(fd_, chunk, sizeof(chunk), MSG_DONTWAIT);
 		if (n <= 0)
 			return true;
-		if (!received(buf_, static_cast<size_t>(n)))
+		if (!received(chunk, static_cast<size_t>(n)))
 			return false;
 	}
 }
@@ -1093,8 +1106,13 @@ void Supervisor::Impl::onTick()
 {
 	double now = wallNow();
 	store.expire(now);
-	if (!opts.once && !opts.explain)
+	if (!opts.once && !opts.explain) {
 		checkHung();
+		if (uint64_t nowMs = uv_now(loop); nowMs - trimmedMs >= kTrimEveryMs) {
+			malloc_trim(0);
+			trimmedMs = nowMs;
+		}
+	}
 	if (opts.explain) {
 		finishExplain(now);
 		return;

@@ -96,6 +96,11 @@ pme_proto_type_known(uint8_t type)
 
 /* Decoder */
 
+/* A decoder's first buffer: most frames fit, and a process with many
+ * decoders (the supervisor has one per worker) does not hold the largest
+ * frame for each. */
+#define DECODER_FIRST_CAP 4096u
+
 int
 pme_proto_decoder_init(struct pme_proto_decoder *dec, uint32_t max_payload)
 {
@@ -105,6 +110,8 @@ pme_proto_decoder_init(struct pme_proto_decoder *dec, uint32_t max_payload)
 		return PME_PROTO_EVALUE;
 	}
 	dec->cap = PME_PROTO_HEADER_SIZE + (size_t)max_payload;
+	if (dec->cap > DECODER_FIRST_CAP)
+		dec->cap = DECODER_FIRST_CAP;
 	dec->buf = malloc(dec->cap);
 	if (dec->buf == NULL) {
 		dec->cap = 0;
@@ -146,7 +153,7 @@ decoder_check_header(struct pme_proto_decoder *dec, uint32_t *length)
 size_t
 pme_proto_decoder_feed(struct pme_proto_decoder *dec, const void *data, size_t len)
 {
-	size_t n;
+	size_t n, full;
 	uint32_t length;
 
 	if (dec->error != 0 || dec->buf == NULL || len == 0)
@@ -157,6 +164,20 @@ pme_proto_decoder_feed(struct pme_proto_decoder *dec, const void *data, size_t l
 		memmove(dec->buf, dec->buf + dec->start, dec->end - dec->start);
 		dec->end -= dec->start;
 		dec->start = 0;
+	}
+	full = PME_PROTO_HEADER_SIZE + (size_t)dec->max_payload;
+	if (dec->cap - dec->end < len && dec->cap < full) {
+		size_t want = dec->end + len > 2 * dec->cap ? dec->end + len : 2 * dec->cap;
+		uint8_t *grown;
+
+		if (want > full)
+			want = full;
+		if ((grown = realloc(dec->buf, want)) == NULL) {
+			dec->error = PME_PROTO_ENOMEM;
+			return 0;
+		}
+		dec->buf = grown;
+		dec->cap = want;
 	}
 	n = dec->cap - dec->end;
 	if (n > len)

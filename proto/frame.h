@@ -62,7 +62,7 @@ struct pme_proto_frame {
 /* Stream decoder: feed it bytes as they arrive, take frames out. */
 struct pme_proto_decoder {
 	uint8_t *buf;
-	size_t cap;      /* PME_PROTO_HEADER_SIZE + max_payload */
+	size_t cap;      /* allocated: grows as needed, up to the largest frame */
 	size_t start;    /* first unconsumed byte */
 	size_t end;      /* one past the last buffered byte */
 	uint32_t max_payload;
@@ -70,13 +70,16 @@ struct pme_proto_decoder {
 };
 
 /* max_payload must be in 1..PME_PROTO_HARD_MAX_PAYLOAD.  Returns 0 or a
- * negative pme_proto_error. */
+ * negative pme_proto_error.  The buffer starts small and grows to what the
+ * frames need, never past PME_PROTO_HEADER_SIZE + max_payload. */
 int pme_proto_decoder_init(struct pme_proto_decoder *dec, uint32_t max_payload);
 void pme_proto_decoder_free(struct pme_proto_decoder *dec);
 
 /* Copy up to len bytes into the decoder; returns how many were taken (0 only
  * when a complete frame is waiting to be taken out with _next, or after an
- * error).  Frames returned earlier by _next become invalid. */
+ * error: PME_PROTO_ENOMEM when the buffer could not grow).  It takes all
+ * of them when they fit beside what is pending in the largest frame.
+ * Frames returned earlier by _next become invalid. */
 size_t pme_proto_decoder_feed(struct pme_proto_decoder *dec,
     const void *data, size_t len);
 

@@ -311,6 +311,54 @@ test_exact_max_accepted(void **state)
 	wire_close(&w);
 }
 
+/* The buffer starts small and grows to the largest frame, whole or in
+ * pieces, with a partial frame pending; never past it. */
+static void
+test_decoder_grows_to_the_largest_frame(void **state)
+{
+	struct pme_proto_writer wr;
+	struct pme_proto_decoder dec;
+	struct pme_proto_frame f;
+	uint8_t *all;
+	size_t len = 0, off, sizes[] = { 10, PME_PROTO_MAX_PAYLOAD, 3000, PME_PROTO_MAX_PAYLOAD };
+	size_t i, j, chunk, got;
+
+	(void)state;
+	all = malloc(4 * (PME_PROTO_HEADER_SIZE + PME_PROTO_MAX_PAYLOAD));
+	assert_non_null(all);
+	pme_proto_writer_init(&wr, PME_PROTO_MAX_PAYLOAD);
+	for (i = 0; i < 4; i++) {
+		pme_proto_writer_begin(&wr, PME_MSG_GROUP_DATA);
+		for (j = 0; j < sizes[i]; j++)
+			pme_proto_put_u8(&wr, (uint8_t)(i * 7 + j));
+		assert_int_equal(pme_proto_writer_finish(&wr), 0);
+		memcpy(all + len, wr.buf, wr.len);
+		len += wr.len;
+	}
+	pme_proto_writer_free(&wr);
+
+	for (chunk = 1000; chunk <= len; chunk *= 7) {
+		assert_int_equal(pme_proto_decoder_init(&dec, PME_PROTO_MAX_PAYLOAD), 0);
+		assert_true(dec.cap < PME_PROTO_MAX_PAYLOAD);
+		for (off = 0, got = 0; off < len || pme_proto_decoder_pending(&dec) > 0;) {
+			size_t n = len - off < chunk ? len - off : chunk;
+
+			off += pme_proto_decoder_feed(&dec, all + off, n);
+			assert_true(dec.cap <= PME_PROTO_HEADER_SIZE + PME_PROTO_MAX_PAYLOAD);
+			while (pme_proto_decoder_next(&dec, &f) == 1) {
+				assert_true(got < 4);
+				assert_int_equal(f.length, sizes[got]);
+				for (j = 0; j < f.length; j++)
+					assert_int_equal(f.payload[j], (uint8_t)(got * 7 + j));
+				got++;
+			}
+		}
+		assert_int_equal(got, 4);
+		pme_proto_decoder_free(&dec);
+	}
+	free(all);
+}
+
 static void
 test_bad_magic_version_type(void **state)
 {
@@ -404,7 +452,7 @@ test_decoder_init_bounds(void **state)
 	assert_int_not_equal(pme_proto_decoder_init(&dec, PME_PROTO_HARD_MAX_PAYLOAD + 1), 0);
 	pme_proto_decoder_free(&dec);
 	assert_int_equal(pme_proto_decoder_init(&dec, PME_PROTO_HARD_MAX_PAYLOAD), 0);
-	assert_int_equal(dec.cap, PME_PROTO_HEADER_SIZE + PME_PROTO_HARD_MAX_PAYLOAD);
+	assert_true(dec.cap < 65536);   /* starts small, grows as frames need */
 	pme_proto_decoder_free(&dec);
 }
 
@@ -693,6 +741,7 @@ main(void)
 		cmocka_unit_test(test_feed_takes_what_fits),
 		cmocka_unit_test(test_oversize_rejected_before_payload),
 		cmocka_unit_test(test_exact_max_accepted),
+		cmocka_unit_test(test_decoder_grows_to_the_largest_frame),
 		cmocka_unit_test(test_bad_magic_version_type),
 		cmocka_unit_test(test_garbage_after_frame),
 		cmocka_unit_test(test_truncated_at_eof),
