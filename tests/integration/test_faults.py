@@ -503,8 +503,13 @@ def test_runaway_sources():
         body = pmed.metrics()
         after = rss_kib(pmed.proc.pid), rss_kib(workers["runaway"])
         print(f"RSS KiB supervisor {before[0]} -> {after[0]}, worker {before[1]} -> {after[1]}")
-        assert after[0] < 64 * 1024 and after[1] < 96 * 1024, (before, after)
-        assert after[1] < before[1] + 16 * 1024, (before, after)
+        if sanitized():
+            # AddressSanitizer keeps what is freed in quarantine (up to
+            # 256 MiB): sizes say nothing there.
+            print("sizes not checked: sanitizer build")
+        else:
+            assert after[0] < 64 * 1024 and after[1] < 96 * 1024, (before, after)
+            assert after[1] < before[1] + 16 * 1024, (before, after)
         assert value(body, "bystander_value") == 7, body
         assert value(body, "pme_worker_restarts_total", service="runaway") == 0, body
     finally:
