@@ -37,6 +37,7 @@ struct MetricConfig {
 	std::string baseName;         // name: as written [key]
 	MetricType type = MetricType::Gauge;
 	std::string description;      // HELP text; defaults to the name
+	std::string unit;             // OpenMetrics UNIT ("seconds"); the name ends in _<unit>
 	std::string filter;           // regex (text), JSONPath, XPath
 	std::optional<std::string> valueTemplate;  // value: "${used}" (text) ...
 	std::optional<double> staticValue;         // value: 1 (static sources)

@@ -294,6 +294,19 @@ void Loader::validateMetric(ServiceDraft &sd, GroupDraft &gd, MetricDraft &md,
 	}
 	if (!md.descriptionGiven)
 		m.description = m.name;
+	if (!m.unit.empty()) {
+		// A counter's name ends in _total, after its unit.
+		std::string stem = m.name;
+		if (m.type == MetricType::Counter && stem.size() > 6 &&
+		    stem.compare(stem.size() - 6, 6, "_total") == 0)
+			stem.resize(stem.size() - 6);
+		std::string suffix = "_" + m.unit;
+		if (stem.size() <= suffix.size() ||
+		    stem.compare(stem.size() - suffix.size(), suffix.size(), suffix) != 0)
+			error(md.unitNode, "metric '" + m.name + "' has unit '" + m.unit + "', so its "
+			    "name must end in '" + suffix + "'" + (m.type == MetricType::Counter ?
+			    " (before _total)" : "") + ", as OpenMetrics requires");
+	}
 	if (md.multilineNode)
 		error(md.multilineNode, "'multiline' is a setting of the whole group: set it on "
 		    "group '" + gd.g.key + "' instead of on " + what);

@@ -73,6 +73,7 @@ struct MetricDraft {
 	Node valueOnErrorNode = nullptr;
 	Node scaleNode = nullptr;
 	Node valuesNode = nullptr;
+	Node unitNode = nullptr;
 	// The keys of histograms, summaries and statesets, for checks of
 	// which type may have which.
 	std::vector<std::pair<std::string, Node>> typeKeyNodes;

@@ -229,7 +229,7 @@ const std::vector<std::string> groupKeys = {"source_type", "source", "command", 
     "basic_auth", "bearer", "max_redirects", "http_cache"};
 const std::vector<std::string> basicAuthKeys = {"username", "password", "password_file"};
 const std::vector<std::string> bearerKeys = {"token", "token_file"};
-const std::vector<std::string> metricKeys = {"name", "type", "description", "filter", "value",
+const std::vector<std::string> metricKeys = {"name", "type", "description", "unit", "filter", "value",
     "value_on_error", "scale", "labels", "values", "multiline", "value_regex", "observe",
     "buckets", "sum", "count", "cumulative", "quantiles", "max_age", "age_buckets", "states"};
 
@@ -462,6 +462,19 @@ bool Loader::metricKey(MetricDraft &md, const std::string &key, Node, Node v)
 		if (auto s = getString(v, key)) {
 			m.description = *s;
 			md.descriptionGiven = true;
+		}
+	} else if (key == "unit") {
+		md.unitNode = v;
+		if (auto s = getNonEmpty(v, key)) {
+			// As OpenMetrics has it: a suffix of the metric's name.
+			bool ok = std::all_of(s->begin(), s->end(), [](char c) {
+				return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+			});
+			if (ok)
+				m.unit = *s;
+			else
+				error(v, "'unit' must be lower-case letters, digits and '_' "
+				    "(seconds, bytes, celsius...), got " + describe(v));
 		}
 	} else if (key == "filter") {
 		md.filterNode = v;

@@ -280,6 +280,10 @@ void writeMetricKeys(Writer &w, const MetricConfig &m)
 	w.string(toString(m.type));
 	w.string("description");
 	w.text(m.description);
+	if (!m.unit.empty()) {
+		w.string("unit");
+		w.text(m.unit);
+	}
 	if (!m.filter.empty()) {
 		w.string("filter");
 		w.text(m.filter);

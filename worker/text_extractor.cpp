@@ -83,6 +83,7 @@ Family emptyFamily(const MetricConfig &metric)
 	f.name = metric.name;
 	f.type = metric.type;
 	f.help = metric.description.empty() ? metric.name : metric.description;
+	f.unit = metric.unit;
 	return f;
 }
 

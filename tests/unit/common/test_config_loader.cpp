@@ -1373,3 +1373,35 @@ TEST(HttpSources, RequestKeysAreOnlyForHttp)
 	    "        method: POST\n        metrics: { m: { filter: x } }\n"), 7, 17,
 	    "'method' is only for source_type http");
 }
+
+TEST_GROUP(Unit) {};
+
+TEST(Unit, ASuffixOfTheNameBeforeTotal)
+{
+	Config c = load(withGroup(
+	    "        source_type: static\n"
+	    "        metrics:\n"
+	    "          took_seconds: { value: 1, unit: seconds }\n"
+	    "          read_bytes_total: { type: counter, value: 1, unit: bytes }\n"));
+	STRCMP_EQUAL("seconds", c.services[0].groups[0].metrics[0].unit.c_str());
+	STRCMP_EQUAL("bytes", c.services[0].groups[0].metrics[1].unit.c_str());
+}
+
+TEST(Unit, ANameWithoutItIsRefused)
+{
+	expectError(withGroup(
+	    "        source_type: static\n"
+	    "        metrics:\n"
+	    "          took: { value: 1, unit: seconds }\n"), 7, 35,
+	    "metric 'took' has unit 'seconds', so its name must end in '_seconds'");
+	expectError(withGroup(
+	    "        source_type: static\n"
+	    "        metrics:\n"
+	    "          bytes_total: { type: counter, value: 1, unit: bytes }\n"), 7, 57,
+	    "must end in '_bytes' (before _total)");
+	expectError(withGroup(
+	    "        source_type: static\n"
+	    "        metrics:\n"
+	    "          took_Seconds: { value: 1, unit: Seconds }\n"), 7, 43,
+	    "'unit' must be lower-case letters, digits and '_'");
+}

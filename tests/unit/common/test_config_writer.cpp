@@ -72,6 +72,7 @@ void checkMetric(const MetricConfig &want, const MetricConfig &got)
 	STRCMP_EQUAL(want.baseName.c_str(), got.baseName.c_str());
 	CHECK(want.type == got.type);
 	STRCMP_EQUAL(want.description.c_str(), got.description.c_str());
+	STRCMP_EQUAL(want.unit.c_str(), got.unit.c_str());
 	STRCMP_EQUAL(want.filter.c_str(), got.filter.c_str());
 	CHECK_EQUAL(want.valueTemplate.has_value(), got.valueTemplate.has_value());
 	if (want.valueTemplate && got.valueTemplate)
@@ -261,7 +262,7 @@ TEST(ConfigWriter, AwkwardStringsRoundTrip)
         source_type: command
         source: [prog]
         metrics:
-          m:
+          m_seconds:
             filter: '(\d+)'
             value: "$1"
 )");
@@ -278,6 +279,7 @@ TEST(ConfigWriter, AwkwardStringsRoundTrip)
 		s.env.emplace_back(a.empty() || a.find('=') != std::string::npos ? "X" + n : a, a);
 	}
 	m.description = "every\tone: " + awkward[10] + awkward[20];
+	m.unit = "seconds";
 	m.valueTemplate = "1";   // a template, although a number to look at
 	s.name = "name: \"x\" # y\n";
 	s.runAs.user = "yes";
