@@ -1,9 +1,42 @@
 // SPDX-License-Identifier: ISC
-// Writing the Prometheus text format 0.0.4: values, escaping, sample lines.
+// Writing the exposition: the text format 0.0.4 and OpenMetrics 1.0, the
+// choice between them (Accept), and gzip in two parts (Accept-Encoding).
+//
+// The store renders every sample line once, in the 0.0.4 format, when a
+// result is applied.  OpenMetrics differs from it only in a few places of
+// a line (a counter's samples are named x_total and an info's x_info
+// whatever the family is called, timestamps are in seconds, le and
+// quantile values are canonical numbers), so its lines are made from the
+// 0.0.4 ones by the functions here, without going back to the samples:
+// what is between the name and the value, labels escaped and all, is
+// copied, or edited label by label for le and quantile.  The metadata
+// differ more (TYPE, UNIT and HELP in that order, a counter family named
+// without _total, HELP escaping double quotes too, types info, stateset
+// and unknown written as such) and are written here from scratch.
+//
+// A scrape's body is the collected families, which change when a result
+// arrives, followed by pmed's own metrics, which change on every scrape.
+// Compressing the whole body on every scrape would cost the CPU that
+// rendering once per change saves, so a gzip member is made in two parts:
+// the families are deflated once per change and the stream left open on a
+// byte boundary (Z_SYNC_FLUSH ends the block with an empty stored block
+// and marks nothing final); each scrape deflates its own small part as a
+// separate, final stream, and writes the trailer from the two CRCs
+// (crc32_combine) and the total length.  A deflate stream may follow
+// another's non-final blocks at a byte boundary: the second one just does
+// not refer back to the first's data, so the member inflates to exactly
+// the two parts, as any gzip reader checks against the trailer.
 #include "exposition.hpp"
 
+#include <zlib.h>
+
+#include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
+#include <new>
+#include <optional>
+#include <stdexcept>
 
 namespace pme::daemon {
 
@@ -34,27 +67,35 @@ void appendValue(std::string &out, double v)
 	out.append(buf, end);
 }
 
+namespace {
+
+// `text` with backslash and newline escaped, and double quote if `quote`:
+// the runs between them are appended whole, as almost every text has
+// nothing to escape.
+void appendEscaped(std::string &out, std::string_view text, bool quote)
+{
+	size_t run = 0;
+	for (size_t i = 0; i < text.size(); i++) {
+		char c = text[i];
+		if (c != '\\' && c != '\n' && !(quote && c == '"'))
+			continue;
+		out.append(text.data() + run, i - run);
+		out += c == '\n' ? "\\n" : c == '"' ? "\\\"" : "\\\\";
+		run = i + 1;
+	}
+	out.append(text.data() + run, text.size() - run);
+}
+
+} // namespace
+
 void appendHelp(std::string &out, std::string_view text)
 {
-	for (char c : text) {
-		switch (c) {
-		case '\\': out += "\\\\"; break;
-		case '\n': out += "\\n"; break;
-		default: out += c; break;
-		}
-	}
+	appendEscaped(out, text, false);
 }
 
 void appendLabelValue(std::string &out, std::string_view text)
 {
-	for (char c : text) {
-		switch (c) {
-		case '\\': out += "\\\\"; break;
-		case '"': out += "\\\""; break;
-		case '\n': out += "\\n"; break;
-		default: out += c; break;
-		}
-	}
+	appendEscaped(out, text, true);
 }
 
 const char *typeName004(common::MetricType type)
@@ -128,6 +169,535 @@ void appendSample(std::string &out, std::string_view name, std::initializer_list
 	for (const auto &[n, v] : labels)
 		appendLabel(out, first, n, v);
 	finishSample(out, first, value);
+}
+
+// ---- negotiation ----
+
+const char *contentType(Format format)
+{
+	return format == Format::OpenMetrics ?
+	    "application/openmetrics-text; version=1.0.0; charset=utf-8" :
+	    "text/plain; version=0.0.4; charset=utf-8";
+}
+
+const char *formatName(Format format)
+{
+	return format == Format::OpenMetrics ? "openmetrics" : "text";
+}
+
+namespace {
+
+std::string_view trim(std::string_view s)
+{
+	size_t b = s.find_first_not_of(" \t");
+	if (b == std::string_view::npos)
+		return {};
+	size_t e = s.find_last_not_of(" \t");
+	return s.substr(b, e - b + 1);
+}
+
+bool iequals(std::string_view a, std::string_view b)
+{
+	if (a.size() != b.size())
+		return false;
+	for (size_t i = 0; i < a.size(); i++) {
+		char x = a[i], y = b[i];
+		if (x >= 'A' && x <= 'Z')
+			x = static_cast<char>(x - 'A' + 'a');
+		if (y >= 'A' && y <= 'Z')
+			y = static_cast<char>(y - 'A' + 'a');
+		if (x != y)
+			return false;
+	}
+	return true;
+}
+
+// The elements of a comma-separated header list, a comma inside a quoted
+// parameter value ("...") not counting; empty elements are skipped.
+std::vector<std::string_view> listElements(std::string_view header)
+{
+	std::vector<std::string_view> out;
+	bool quoted = false;
+	size_t start = 0;
+	for (size_t i = 0; i <= header.size(); i++) {
+		char c = i < header.size() ? header[i] : ',';
+		if (quoted) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				quoted = false;
+			continue;
+		}
+		if (c == '"') {
+			quoted = true;
+		} else if (c == ',') {
+			std::string_view e = trim(header.substr(start, i - start));
+			if (!e.empty())
+				out.push_back(e);
+			start = i + 1;
+		}
+	}
+	return out;
+}
+
+// One element of Accept or Accept-Encoding: "type/subtype" or a coding,
+// its version parameter and its q (RFC 9110 §12.4.2: 0 to 1, three
+// decimals at most).  nullopt when it is malformed: such an element is
+// ignored rather than guessed at.
+struct Element {
+	std::string_view value;
+	std::string version;
+	bool hasVersion = false;
+	double q = 1;
+};
+
+std::optional<Element> parseElement(std::string_view text)
+{
+	Element e;
+	size_t semi = text.find(';');
+	e.value = trim(text.substr(0, semi));
+	if (e.value.empty())
+		return std::nullopt;
+	while (semi != std::string_view::npos) {
+		text.remove_prefix(semi + 1);
+		size_t eq = text.find('=');
+		if (eq == std::string_view::npos)
+			return std::nullopt;
+		std::string_view name = trim(text.substr(0, eq));
+		text.remove_prefix(eq + 1);
+		size_t b = text.find_first_not_of(" \t");
+		text.remove_prefix(b == std::string_view::npos ? text.size() : b);
+		std::string value;
+		if (!text.empty() && text[0] == '"') {
+			// A quoted string, which may hold a ';'.
+			size_t i = 1;
+			for (; i < text.size() && text[i] != '"'; i++) {
+				if (text[i] == '\\' && i + 1 < text.size())
+					i++;
+				value += text[i];
+			}
+			if (i == text.size())
+				return std::nullopt;
+			text.remove_prefix(i + 1);
+			semi = text.find(';');
+			if (!trim(text.substr(0, semi)).empty())
+				return std::nullopt;
+		} else {
+			semi = text.find(';');
+			value = std::string(trim(text.substr(0, semi)));
+		}
+		if (iequals(name, "q")) {
+			double q = -1;
+			auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), q);
+			if (ec != std::errc() || end != value.data() + value.size() || value.size() > 5 ||
+			    !(q >= 0 && q <= 1))
+				return std::nullopt;
+			e.q = q;
+		} else if (iequals(name, "version")) {
+			e.version = std::move(value);
+			e.hasVersion = true;
+		}
+	}
+	return e;
+}
+
+} // namespace
+
+Format negotiateFormat(std::string_view accept)
+{
+	// Highest q (0: none) and position of a range that means OpenMetrics,
+	// and of one that the text format satisfies; the first of equals.
+	double omQ = 0, textQ = 0;
+	size_t omAt = 0, textAt = 0;
+	size_t at = 0;
+	for (std::string_view element : listElements(accept)) {
+		auto e = parseElement(element);
+		at++;
+		if (!e || e->q <= 0)
+			continue;
+		size_t slash = e->value.find('/');
+		if (slash == std::string_view::npos)
+			continue;
+		std::string_view type = e->value.substr(0, slash), sub = e->value.substr(slash + 1);
+		bool om = iequals(type, "application") && iequals(sub, "openmetrics-text") &&
+		    (!e->hasVersion || e->version == "1.0.0" || e->version == "0.0.1");
+		bool text = (type == "*" && sub == "*") || (iequals(type, "text") && (sub == "*" ||
+		    (iequals(sub, "plain") && (!e->hasVersion || e->version == "0.0.4"))));
+		if (om && e->q > omQ) {
+			omQ = e->q;
+			omAt = at;
+		}
+		if (text && e->q > textQ) {
+			textQ = e->q;
+			textAt = at;
+		}
+	}
+	if (omQ > 0 && (omQ > textQ || (omQ == textQ && omAt < textAt)))
+		return Format::OpenMetrics;
+	return Format::Text;
+}
+
+bool acceptsGzip(std::string_view acceptEncoding)
+{
+	std::optional<double> gzip, any;
+	for (std::string_view element : listElements(acceptEncoding)) {
+		auto e = parseElement(element);
+		if (!e)
+			continue;
+		if (iequals(e->value, "gzip") || iequals(e->value, "x-gzip"))
+			gzip = std::max(gzip.value_or(0), e->q);
+		else if (e->value == "*")
+			any = std::max(any.value_or(0), e->q);
+	}
+	return gzip ? *gzip > 0 : any && *any > 0;
+}
+
+// ---- OpenMetrics ----
+
+const char *typeNameOm(common::MetricType type)
+{
+	switch (type) {
+	case common::MetricType::Counter: return "counter";
+	case common::MetricType::Gauge: return "gauge";
+	case common::MetricType::Histogram: return "histogram";
+	case common::MetricType::Summary: return "summary";
+	case common::MetricType::Info: return "info";
+	case common::MetricType::StateSet: return "stateset";
+	case common::MetricType::Untyped: return "unknown";
+	}
+	return "unknown";
+}
+
+void appendHelpOm(std::string &out, std::string_view text)
+{
+	appendEscaped(out, text, true);
+}
+
+std::string_view omFamilyName(std::string_view name, common::MetricType type)
+{
+	std::string_view suffix = type == common::MetricType::Counter ? "_total" :
+	    type == common::MetricType::Info ? "_info" : "";
+	if (!suffix.empty() && name.size() > suffix.size() && name.ends_with(suffix))
+		name.remove_suffix(suffix.size());
+	return name;
+}
+
+std::vector<std::string> omSampleNames(std::string_view name, common::MetricType type)
+{
+	std::vector<std::string> out{std::string(name)};
+	auto add = [&](std::initializer_list<const char *> suffixes) {
+		for (const char *sfx : suffixes)
+			out.push_back(std::string(name) + sfx);
+	};
+	switch (type) {
+	case common::MetricType::Counter: add({"_total", "_created"}); break;
+	case common::MetricType::Info: add({"_info"}); break;
+	case common::MetricType::Histogram: add({"_bucket", "_count", "_sum", "_created"}); break;
+	case common::MetricType::Summary: add({"_count", "_sum", "_created"}); break;
+	default: break;
+	}
+	return out;
+}
+
+bool omUnitFits(std::string_view name, common::MetricType type, std::string_view unit)
+{
+	if (unit.empty() || type == common::MetricType::Info || type == common::MetricType::StateSet)
+		return false;
+	for (char c : unit)
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '_' || c == ':'))
+			return false;
+	return name.size() > unit.size() + 1 && name.ends_with(unit) &&
+	    name[name.size() - unit.size() - 1] == '_';
+}
+
+void appendHeaderOm(std::string &out, std::string_view name, std::string_view help,
+    common::MetricType type, std::string_view unit)
+{
+	out += "# TYPE ";
+	out += name;
+	out += ' ';
+	out += typeNameOm(type);
+	out += '\n';
+	if (omUnitFits(name, type, unit)) {
+		out += "# UNIT ";
+		out += name;
+		out += ' ';
+		out += unit;
+		out += '\n';
+	}
+	out += "# HELP ";
+	out += name;
+	out += ' ';
+	appendHelpOm(out, help.empty() ? name : help);
+	out += '\n';
+}
+
+void appendHeader(std::string &out, std::string_view name, std::string_view help,
+    common::MetricType type, Format format)
+{
+	if (format == Format::OpenMetrics)
+		appendHeaderOm(out, omFamilyName(name, type), help, type);
+	else
+		appendHeader(out, name, help, type);
+}
+
+void appendCanonical(std::string &out, double v)
+{
+	if (!std::isfinite(v)) {
+		appendValue(out, v);
+		return;
+	}
+	// Go's %g with the shortest digits switches to an exponent below
+	// 1e-4 and from 1e+6 on (strconv: "use precision 6 for this
+	// decision"), whatever the number of digits.
+	char buf[32];
+	auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+	if (ec != std::errc()) {
+		out += "NaN";
+		return;
+	}
+	std::string_view sci(buf, static_cast<size_t>(end - buf));
+	int exp = 0;
+	size_t e = sci.find('e');
+	const char *digits = buf + e + 1 + (buf[e + 1] == '+' ? 1 : 0);
+	std::from_chars(digits, end, exp);
+	if (exp < -4 || exp >= 6) {
+		out += sci;
+		return;
+	}
+	auto [fend, fec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed);
+	if (fec != std::errc()) {
+		out += "NaN";
+		return;
+	}
+	std::string_view fixed(buf, static_cast<size_t>(fend - buf));
+	out += fixed;
+	if (fixed.find('.') == std::string_view::npos)
+		out += ".0";
+}
+
+void appendSeconds(std::string &out, int64_t ms)
+{
+	// In integers: a double would print 1700000000.123 as
+	// 1700000000.1229999.
+	uint64_t a = ms < 0 ? 0 - static_cast<uint64_t>(ms) : static_cast<uint64_t>(ms);
+	if (ms < 0)
+		out += '-';
+	char buf[24];
+	auto [end, ec] = std::to_chars(buf, buf + sizeof buf, a / 1000);
+	out.append(buf, end);
+	unsigned frac = static_cast<unsigned>(a % 1000);
+	if (frac == 0)
+		return;
+	char f[4] = {'.', static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
+	    static_cast<char>('0' + frac % 10)};
+	size_t n = 4;
+	while (f[n - 1] == '0')
+		n--;
+	out.append(f, n);
+}
+
+bool parseNumber(std::string_view text, double *out)
+{
+	bool negative = false;
+	if (!text.empty() && (text[0] == '+' || text[0] == '-')) {
+		negative = text[0] == '-';
+		text.remove_prefix(1);
+		// from_chars takes no sign of its own after ours.
+		if (!text.empty() && (text[0] == '+' || text[0] == '-'))
+			return false;
+	}
+	if (text.empty())
+		return false;
+	double v = 0;
+	auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+	if (ec != std::errc() || end != text.data() + text.size())
+		return false;
+	*out = negative ? -v : v;
+	return true;
+}
+
+namespace {
+
+// The end of the quoted value that starts at labels[at] (just after the
+// opening quote): the index of its closing quote.
+size_t valueEnd(std::string_view labels, size_t at)
+{
+	while (at < labels.size() && labels[at] != '"')
+		at += labels[at] == '\\' ? 2 : 1;
+	return std::min(at, labels.size());
+}
+
+} // namespace
+
+void appendLabelsEdited(std::string &out, std::string_view labels, std::string_view name,
+    LabelEdit edit)
+{
+	if (labels.size() < 2 || labels.front() != '{') {
+		out += labels;
+		return;
+	}
+	// Labels as appendLabel() writes them: name="value" separated by
+	// commas, values escaped, so that a quote ends a value only when no
+	// backslash escapes it.
+	bool first = true;
+	size_t i = 1;
+	while (i < labels.size() && labels[i] != '}') {
+		size_t eq = labels.find('=', i);
+		if (eq == std::string_view::npos || eq + 1 >= labels.size())
+			break;
+		size_t close = valueEnd(labels, eq + 2);
+		std::string_view label = labels.substr(i, close + 1 - i);
+		std::string_view value = labels.substr(eq + 2, close - eq - 2);
+		bool match = labels.substr(i, eq - i) == name;
+		if (!(match && edit == LabelEdit::Drop)) {
+			out += first ? '{' : ',';
+			first = false;
+			double v;
+			if (match && value.find('\\') == std::string_view::npos &&
+			    parseNumber(value, &v)) {
+				out += labels.substr(i, eq + 2 - i);
+				appendCanonical(out, v);
+				out += '"';
+			} else {
+				out += label;
+			}
+		}
+		i = close + 1;
+		if (i < labels.size() && labels[i] == ',')
+			i++;
+	}
+	if (!first)
+		out += '}';
+}
+
+namespace {
+
+// Where the value of a sample line starts and ends.
+std::pair<size_t, size_t> valueSpan(std::string_view line, bool timestamped)
+{
+	size_t end = line.size() - 1; // the '\n'
+	if (timestamped)
+		end = line.rfind(' ', end - 1);
+	size_t start = line.rfind(' ', end - 1) + 1;
+	return {start, end};
+}
+
+} // namespace
+
+std::string_view sampleLabels(std::string_view line, size_t nameLen, bool timestamped)
+{
+	auto [start, end] = valueSpan(line, timestamped);
+	return line.substr(nameLen, start - 1 - nameLen);
+}
+
+void appendOmSample(std::string &out, std::string_view line, size_t nameLen,
+    std::string_view name, bool timestamped, std::string_view canonical)
+{
+	auto [start, end] = valueSpan(line, timestamped);
+	out += name;
+	std::string_view labels = line.substr(nameLen, start - 1 - nameLen);
+	if (canonical.empty())
+		out += labels;
+	else
+		appendLabelsEdited(out, labels, canonical, LabelEdit::Canonical);
+	out += line.substr(start - 1, end - start + 1);
+	if (timestamped) {
+		int64_t ms = 0;
+		std::string_view ts = line.substr(end + 1, line.size() - end - 2);
+		std::from_chars(ts.data(), ts.data() + ts.size(), ms);
+		out += ' ';
+		appendSeconds(out, ms);
+	}
+	out += '\n';
+}
+
+// ---- gzip ----
+
+namespace {
+
+// Level 1: the families of a large exporter are several megabytes,
+// compressed on the event loop each time they change.  On 7 MB of
+// exposition (100,000 series), the fastest level takes half the time of
+// the default level 6 (about 36 against 78 ms) for a result 15% larger
+// (0.91 against 0.79 MB): either is a tenth of the text.
+constexpr int GzipLevel = 1;
+
+// A raw deflate stream (no zlib or gzip framing of its own).
+class Deflater {
+public:
+	Deflater()
+	{
+		if (deflateInit2(&z_, GzipLevel, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+			throw std::bad_alloc();
+	}
+	~Deflater() { deflateEnd(&z_); }
+	Deflater(const Deflater &) = delete;
+	Deflater &operator=(const Deflater &) = delete;
+
+	// Compress `in` onto `out`, the last call with Z_SYNC_FLUSH or Z_FINISH.
+	void run(std::string &out, std::string_view in, int flush)
+	{
+		std::array<unsigned char, 65536> buf;
+		z_.next_in = reinterpret_cast<Bytef *>(const_cast<char *>(in.data()));
+		size_t left = in.size();
+		do {
+			// avail_in is 32 bits wide.
+			uInt chunk = static_cast<uInt>(std::min<size_t>(left, 1u << 30));
+			z_.avail_in = chunk;
+			left -= chunk;
+			int mode = left == 0 ? flush : Z_NO_FLUSH;
+			do {
+				z_.next_out = buf.data();
+				z_.avail_out = static_cast<uInt>(buf.size());
+				// Z_STREAM_ERROR only for a broken stream; Z_BUF_ERROR
+				// is "no progress" when the output fit exactly.
+				if (deflate(&z_, mode) == Z_STREAM_ERROR)
+					throw std::logic_error("deflate: stream error");
+				out.append(reinterpret_cast<const char *>(buf.data()),
+				    buf.size() - z_.avail_out);
+			} while (z_.avail_out == 0);
+		} while (left > 0);
+	}
+
+private:
+	z_stream z_{};
+};
+
+void appendLe32(std::string &out, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+} // namespace
+
+GzipHead gzipHead(std::string_view data)
+{
+	GzipHead h;
+	// RFC 1952: magic, deflate, no flags, no mtime, no extra flags, Unix.
+	static constexpr char header[10] = {'\x1f', '\x8b', 8, 0, 0, 0, 0, 0, 0, 3};
+	h.bytes.assign(header, sizeof header);
+	Deflater d;
+	d.run(h.bytes, data, Z_SYNC_FLUSH);
+	h.bytes.shrink_to_fit();
+	h.crc = static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef *>(data.data()),
+	    data.size()));
+	h.size = static_cast<uint32_t>(data.size());
+	return h;
+}
+
+std::string gzipTail(const GzipHead &head, std::string_view rest)
+{
+	std::string out;
+	Deflater d;
+	d.run(out, rest, Z_FINISH);
+	uLong crc = crc32_z(0, reinterpret_cast<const Bytef *>(rest.data()), rest.size());
+	appendLe32(out, static_cast<uint32_t>(crc32_combine(head.crc, crc,
+	    static_cast<z_off_t>(rest.size()))));
+	appendLe32(out, static_cast<uint32_t>(head.size + rest.size()));
+	return out;
 }
 
 namespace {

@@ -25,6 +25,14 @@
 // time.  exposition() joins the two for --once, behind a version counter
 // bumped by every change.
 //
+// Both formats are served from the same sample lines.  A merged family
+// keeps its OpenMetrics text beside its 0.0.4 text, each with its own
+// dirty flag: the OpenMetrics text is made from the 0.0.4 lines (see
+// exposition.cpp) the first time a client asks for OpenMetrics after the
+// family changed, so an exporter scraped only in 0.0.4 never renders it.
+// Each format has its own joined body, status block and gzip of the body,
+// the latter made on the first gzip request after a join.
+//
 // A group with content_type prometheus declares no family: it imports
 // whatever the source exposes.  Its fragments are created as families
 // appear (kept in a deque so that the pointers of merged families stay
@@ -67,10 +75,11 @@
 #include <jansson.h>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
-#include <array>
 #include <deque>
 #include <limits>
 #include <optional>
@@ -140,8 +149,13 @@ bool reservedName(const std::string &name)
 
 struct Series {
 	std::string key;        // suffix and sorted labels: identity within the family
-	std::string line;       // the rendered sample line
+	std::string line;       // the rendered sample line, in the 0.0.4 format
 	double updated = 0;
+	// Of a counter, or of a histogram's or summary's _bucket, _sum or
+	// _count: since when the store has counted it (CounterState), NaN
+	// for the other samples.  OpenMetrics' _created.
+	double created = std::numeric_limits<double>::quiet_NaN();
+	bool timestamped = false; // the line ends with a timestamp (ms)
 };
 
 // One family of one group: the series it last reported.
@@ -159,6 +173,11 @@ struct CounterState {
 	double lastRaw = 0;
 	double exposed = 0;
 	double lastSeen = 0;
+	// When this state was made: the exposed value counts from then on.
+	// A reset of the source does not change it, as the exposed value goes
+	// on from where it was; a state forgotten (expire()) and made again
+	// does, as the exposed value starts again from the raw one.
+	double created = 0;
 };
 
 struct GroupState {
@@ -212,14 +231,38 @@ struct MergedFamily {
 	std::string name;
 	MetricType type = MetricType::Gauge;
 	std::string help;
+	std::string unit;           // OpenMetrics UNIT (config, or the import), "" none
 	std::vector<Part> parts;    // config order, then imported ones as they came
 	std::string text;           // header and samples, "" when no sample
 	bool dirty = true;
+	// The same in OpenMetrics, rendered only when a client asks for
+	// OpenMetrics after a change, so that a text-only scraper pays nothing.
+	std::string om;
+	bool omDirty = true;
+	// Series exported twice were counted and logged since the last
+	// change, by whichever format was rendered first.
+	bool counted = false;
+
+	void changed()
+	{
+		dirty = omDirty = true;
+		counted = false;
+	}
 	// Where it goes in the body: declared families in config order, then
 	// imported ones by service and group in config order and, within a
 	// group, in the order they first appeared, whatever order the
 	// workers' results arrive in.
 	std::array<size_t, 3> order{};
+};
+
+// What one format serves.
+struct Body {
+	std::shared_ptr<const std::string> data; // the joined families
+	uint64_t joins = 0;                      // how many times data was joined
+	std::shared_ptr<const GzipHead> gzip;    // data compressed...
+	uint64_t gzipOf = 0;                     // ...as joined the gzipOf-th time
+	std::string status;                      // status block of the self-metrics
+	bool statusDirty = true;
 };
 
 bool isDown(WorkerState s)
@@ -365,22 +408,30 @@ enum class Reset {
 	NotSet,  // its histogram or summary series was not
 };
 
+// What a tracked sample is exposed with, and since when it has counted
+// (NaN while it has no state).
+struct Tracked {
+	double value;
+	double created;
+};
+
 // The value a tracked sample is exposed with, nullopt while it has none.
 // Counts that are NaN or negative are not usable and leave the state as it
 // was; a _sum may be negative, and one that is not finite (an observation
 // of +Inf makes it +Inf) is exposed as sent, the state left as it was.
-std::optional<double> track(GroupState &g, std::string key, const std::string &suffix,
+std::optional<Tracked> track(GroupState &g, std::string key, const std::string &suffix,
     double raw, Reset reset, double now)
 {
+	constexpr double none = std::numeric_limits<double>::quiet_NaN();
 	bool sum = suffix == "_sum";
 	bool usable = std::isfinite(raw) && (raw >= 0 || sum);
 	auto it = g.counters.find(key);
 	if (it == g.counters.end()) {
 		if (!usable)
-			return sum ? std::optional<double>(raw) : std::nullopt;
-		g.counters.emplace(std::move(key), CounterState{raw, raw, now});
+			return sum ? std::optional<Tracked>({raw, none}) : std::nullopt;
+		g.counters.emplace(std::move(key), CounterState{raw, raw, now, now});
 		g.countersOldest = std::min(g.countersOldest, now);
-		return raw;
+		return Tracked{raw, now};
 	}
 	CounterState &c = it->second;
 	c.lastSeen = now;
@@ -388,14 +439,14 @@ std::optional<double> track(GroupState &g, std::string key, const std::string &s
 		// Its series restarted from zero: so does its next usable value.
 		if (reset == Reset::Set)
 			c.lastRaw = 0;
-		return sum ? raw : c.exposed;
+		return Tracked{sum ? raw : c.exposed, c.created};
 	}
 	if (reset == Reset::Set || (reset == Reset::Own && raw < c.lastRaw))
 		c.exposed += raw;
 	else
 		c.exposed += raw - c.lastRaw;
 	c.lastRaw = raw;
-	return c.exposed;
+	return Tracked{c.exposed, c.created};
 }
 
 // The histogram or summary series of a result that were reset: their
@@ -579,19 +630,18 @@ struct MetricStore::Impl {
 	uint64_t version = 1;
 	uint64_t renderedVersion = 0;
 	std::shared_ptr<const std::string> cached;
-	std::shared_ptr<const std::string> data;   // joined families
-	bool statusDirty = true;
-	std::string statusText;
+	std::array<Body, FormatCount> bodies;     // by Format
 
 	std::unordered_map<std::string, size_t> mergedIndex; // family name -> merged
 	std::vector<size_t> joinOrder; // indices of merged, sorted by MergedFamily::order
-	uint64_t scrapes = 0;
+	std::array<uint64_t, FormatCount> scrapes{}; // by Format
 	uint64_t seriesDropped = 0;
 	uint64_t httpEvicted = 0, httpRefused = 0, httpTimedOut = 0;
 	bool reloadOk = true;
 	double reloadedAt = 0;  // the configuration in use: loaded at start or reload
 	std::set<std::pair<std::string, std::string>> loggedDuplicates; // (family, service)
 	std::set<std::pair<std::string, std::string>> loggedRejections; // (family, service)
+	std::set<std::string> loggedClashes; // families left out of OpenMetrics
 	double btime = 0;
 
 	explicit Impl(const common::Config &config);
@@ -600,12 +650,13 @@ struct MetricStore::Impl {
 	{
 		version++;
 		if (status)
-			statusDirty = true;
+			for (auto &b : bodies)
+				b.statusDirty = true;
 	}
 	void markDirty(const Fragment &f)
 	{
 		if (f.merged != NoIndex)
-			merged[f.merged].dirty = true;
+			merged[f.merged].changed();
 	}
 	void applyFamily(ServiceState &svc, GroupState &g, Fragment &frag,
 	    const std::vector<const common::Family *> &fams, double now);
@@ -613,9 +664,12 @@ struct MetricStore::Impl {
 	    const common::Family &fam);
 	void reject(ServiceState &svc, GroupState &g, const std::string &family,
 	    const std::string &why);
+	template <typename Fn> void forEachExported(MergedFamily &m, Fn &&fn);
 	void renderFamily(MergedFamily &m);
-	void renderStatus();
-	void appendVolatile(std::string &out);
+	void renderFamilyOm(MergedFamily &m);
+	void join(Format format);
+	void renderStatus(Format format);
+	void appendVolatile(std::string &out, Format format);
 };
 
 MetricStore::Impl::Impl(const common::Config &config)
@@ -684,6 +738,8 @@ MetricStore::Impl::Impl(const common::Config &config)
 					m.name = f.name;
 					m.type = f.type;
 					m.help = mc && !mc->description.empty() ? mc->description : f.name;
+					if (mc)
+						m.unit = mc->unit;
 				}
 				MergedFamily &m = merged[it->second];
 				if (m.type != f.type) {
@@ -731,6 +787,7 @@ void MetricStore::Impl::applyFamily(ServiceState &svc, GroupState &g, Fragment &
 				continue;
 			}
 			double value = s.value;
+			double created = std::numeric_limits<double>::quiet_NaN();
 			if (tracked(frag.type, s.suffix)) {
 				Reset reset = Reset::Own;
 				if (frag.type != MetricType::Counter) {
@@ -742,7 +799,8 @@ void MetricStore::Impl::applyFamily(ServiceState &svc, GroupState &g, Fragment &
 				    now);
 				if (!exposed)
 					continue;
-				value = *exposed;
+				value = exposed->value;
+				created = exposed->created;
 			}
 			Series &ser = fresh.emplace_back();
 			appendSample(ser.line, frag.name + s.suffix, labels, svc.labels, value);
@@ -751,7 +809,9 @@ void MetricStore::Impl::applyFamily(ServiceState &svc, GroupState &g, Fragment &
 				ser.line += ' ';
 				ser.line += std::to_string(*s.timestampMs);
 				ser.line += '\n';
+				ser.timestamped = true;
 			}
+			ser.created = created;
 			ser.updated = now;
 			keys.insert(key);
 			ser.key = std::move(key);
@@ -785,8 +845,16 @@ common::Result<size_t> MetricStore::Impl::importFamily(ServiceState &svc, GroupS
 	auto fit = g.fragmentIndex.find(fam.name);
 	if (fit != g.fragmentIndex.end()) {
 		Fragment &frag = g.fragments[fit->second];
-		if (frag.type == fam.type)
+		if (frag.type == fam.type) {
+			// The unit follows the source while nothing else exports
+			// the name; only OpenMetrics shows it.
+			MergedFamily &m = merged[frag.merged];
+			if (m.unit != fam.unit && m.parts.size() == 1) {
+				m.unit = fam.unit;
+				m.omDirty = true;
+			}
 			return fit->second;
+		}
 		// The source changed the family's type: allowed while nothing
 		// else exports the name.
 		MergedFamily &m = merged[frag.merged];
@@ -798,7 +866,8 @@ common::Result<size_t> MetricStore::Impl::importFamily(ServiceState &svc, GroupS
 		});
 		frag.type = m.type = fam.type;
 		frag.series.clear();
-		m.dirty = true;
+		m.unit = fam.unit;
+		m.changed();
 		return fit->second;
 	}
 	auto mit = mergedIndex.find(fam.name);
@@ -822,6 +891,7 @@ common::Result<size_t> MetricStore::Impl::importFamily(ServiceState &svc, GroupS
 		m.name = fam.name;
 		m.type = fam.type;
 		m.help = fam.help.empty() ? fam.name : fam.help;
+		m.unit = fam.unit;
 	}
 	size_t index = g.fragments.size();
 	Fragment &frag = g.fragments.emplace_back();
@@ -833,6 +903,44 @@ common::Result<size_t> MetricStore::Impl::importFamily(ServiceState &svc, GroupS
 	g.fragmentIndex.emplace(fam.name, index);
 	merged[mit->second].parts.push_back({&svc, &frag});
 	return index;
+}
+
+// Calls fn(series) for each series of the family that goes out: all of
+// them when one group exports the family, else the first of each series
+// (by key), groups in config order.  The first rendering after a change,
+// in whichever format, counts and logs those left out.
+template <typename Fn> void MetricStore::Impl::forEachExported(MergedFamily &m, Fn &&fn)
+{
+	bool count = !m.counted;
+	m.counted = true;
+	if (m.parts.size() == 1) {
+		for (const auto &s : m.parts[0].fragment->series)
+			fn(s);
+		return;
+	}
+	// Several groups export this family: the first one of a series wins.
+	size_t total = 0;
+	for (const auto &p : m.parts)
+		total += p.fragment->series.size();
+	std::unordered_map<std::string_view, const ServiceState *> seen;
+	seen.reserve(total);
+	for (const auto &p : m.parts) {
+		for (const auto &s : p.fragment->series) {
+			auto [it, fresh] = seen.emplace(s.key, p.service);
+			if (fresh) {
+				fn(s);
+				continue;
+			}
+			if (!count)
+				continue;
+			seriesDropped++;
+			if (loggedDuplicates.emplace(m.name, p.service->name).second)
+				common::log::warnx("service %s exports a series of %s that service %s "
+				    "already exports; it is dropped (%s)", p.service->name.c_str(),
+				    m.name.c_str(), it->second->name.c_str(),
+				    sanitize(s.line.substr(0, s.line.size() - 1)).c_str());
+		}
+	}
 }
 
 void MetricStore::Impl::renderFamily(MergedFamily &m)
@@ -849,35 +957,209 @@ void MetricStore::Impl::renderFamily(MergedFamily &m)
 		return;
 	m.text.reserve(bytes + m.name.size() * 2 + m.help.size() + 32);
 	appendHeader(m.text, m.name, m.help, m.type);
-	if (m.parts.size() == 1) {
-		for (const auto &s : m.parts[0].fragment->series)
-			m.text += s.line;
+	forEachExported(m, [&](const Series &s) { m.text += s.line; });
+}
+
+namespace {
+
+// The suffix a series key starts with: "", "_bucket", "_sum", "_count".
+std::string_view keySuffix(const std::string &key)
+{
+	return std::string_view(key).substr(0, key.find('|'));
+}
+
+// The MetricPoint of OpenMetrics that a histogram's or summary's series
+// belongs to: its key (seriesKey()) without the suffix and without the
+// label `label` (le, quantile), whose value goes to *value.
+std::string pointKey(std::string_view key, std::string_view label, std::string_view *value)
+{
+	std::string out;
+	size_t i = key.find('|');
+	while (i < key.size()) {
+		// "|name=length:value"; names have neither '=' nor ':'.
+		size_t eq = key.find('=', i);
+		size_t colon = key.find(':', eq);
+		size_t len = 0;
+		std::from_chars(key.data() + eq + 1, key.data() + colon, len);
+		size_t end = std::min(key.size(), colon + 1 + len);
+		if (key.substr(i + 1, eq - i - 1) == label)
+			*value = key.substr(colon + 1, end - colon - 1);
+		else
+			out.append(key.substr(i, end - i));
+		i = end;
+	}
+	return out;
+}
+
+} // namespace
+
+// OpenMetrics from the 0.0.4 lines (see exposition.cpp): counters and
+// infos renamed, a counter's _created after its sample, and the samples
+// of a histogram or summary grouped by MetricPoint (OpenMetrics forbids
+// interleaving them, 0.0.4 does not), buckets in the order of le, then
+// _count, _sum and _created.  A point's _created is the earliest of its
+// samples': when the store began counting it.
+void MetricStore::Impl::renderFamilyOm(MergedFamily &m)
+{
+	m.omDirty = false;
+	m.om.clear();
+	std::vector<const Series *> kept;
+	forEachExported(m, [&](const Series &s) { kept.push_back(&s); });
+	if (kept.empty())
+		return;
+	size_t bytes = 0;
+	for (const Series *s : kept)
+		bytes += s->line.size();
+	// A counter's _created line is about as long as its sample.
+	m.om.reserve(bytes + (m.type == MetricType::Counter ? bytes : bytes / 8) +
+	    m.name.size() * 3 + m.help.size() + m.unit.size() + 64);
+	std::string_view name = omFamilyName(m.name, m.type);
+	appendHeaderOm(m.om, name, m.help, m.type, m.unit);
+	auto created = [&](std::string_view labels, double when) {
+		m.om += name;
+		m.om += "_created";
+		m.om += labels;
+		m.om += ' ';
+		appendValue(m.om, when);
+		m.om += '\n';
+	};
+	if (m.type == MetricType::Counter || m.type == MetricType::Info) {
+		std::string sample(name);
+		sample += m.type == MetricType::Counter ? "_total" : "_info";
+		for (const Series *s : kept) {
+			appendOmSample(m.om, s->line, m.name.size(), sample, s->timestamped);
+			if (m.type == MetricType::Counter && std::isfinite(s->created))
+				created(sampleLabels(s->line, m.name.size(), s->timestamped), s->created);
+		}
 		return;
 	}
-	// Several groups export this family: the first one of a series wins.
-	std::unordered_map<std::string_view, const ServiceState *> seen;
-	seen.reserve(count);
-	for (const auto &p : m.parts) {
-		for (const auto &s : p.fragment->series) {
-			auto [it, fresh] = seen.emplace(s.key, p.service);
-			if (fresh) {
-				m.text += s.line;
-				continue;
-			}
-			seriesDropped++;
-			if (loggedDuplicates.emplace(m.name, p.service->name).second)
-				common::log::warnx("service %s exports a series of %s that service %s "
-				    "already exports; it is dropped (%s)", p.service->name.c_str(),
-				    m.name.c_str(), it->second->name.c_str(),
-				    sanitize(s.line.substr(0, s.line.size() - 1)).c_str());
+	if (m.type != MetricType::Histogram && m.type != MetricType::Summary) {
+		// Gauges, statesets and unknowns: the same samples.
+		for (const Series *s : kept) {
+			if (s->timestamped)
+				appendOmSample(m.om, s->line, m.name.size(), m.name, true);
+			else
+				m.om += s->line;
+		}
+		return;
+	}
+
+	bool histogram = m.type == MetricType::Histogram;
+	std::string_view special = histogram ? "le" : "quantile";
+	struct Member {
+		const Series *series;
+		std::string_view suffix;
+		int rank;     // buckets and quantiles, _count, _sum
+		double bound; // a bucket's le (unreadable: last)
+	};
+	std::vector<std::vector<Member>> points;
+	std::unordered_map<std::string, size_t> index;
+	for (const Series *s : kept) {
+		std::string_view value;
+		auto [it, fresh] = index.emplace(pointKey(s->key, special, &value), points.size());
+		if (fresh)
+			points.emplace_back();
+		std::string_view suffix = keySuffix(s->key);
+		double bound = INFINITY;
+		if (suffix == "_bucket" && (!parseNumber(value, &bound) || std::isnan(bound)))
+			bound = INFINITY;
+		int rank = suffix == "_count" ? 1 : suffix == "_sum" ? 2 : 0;
+		points[it->second].push_back({s, suffix, rank, bound});
+	}
+	for (auto &point : points) {
+		std::stable_sort(point.begin(), point.end(), [](const Member &a, const Member &b) {
+			return a.rank != b.rank ? a.rank < b.rank : a.bound < b.bound;
+		});
+		double since = NAN;
+		for (const Member &x : point) {
+			const Series &s = *x.series;
+			size_t nameLen = m.name.size() + x.suffix.size();
+			bool numbered = x.suffix == (histogram ? "_bucket" : "");
+			appendOmSample(m.om, s.line, nameLen, std::string_view(s.line).substr(0, nameLen),
+			    s.timestamped, numbered ? special : std::string_view());
+			if (std::isfinite(s.created) && !(s.created >= since))
+				since = s.created;
+		}
+		if (std::isfinite(since)) {
+			const Series &s = *point.front().series;
+			std::string labels;
+			appendLabelsEdited(labels, sampleLabels(s.line,
+			    m.name.size() + point.front().suffix.size(), s.timestamped), special,
+			    LabelEdit::Drop);
+			created(labels, since);
 		}
 	}
 }
 
-void MetricStore::Impl::renderStatus()
+// Re-renders in `format` the families changed since, and joins them anew
+// if any was.
+void MetricStore::Impl::join(Format format)
 {
-	statusDirty = false;
-	std::string &o = statusText;
+	Body &b = bodies[static_cast<size_t>(format)];
+	bool om = format == Format::OpenMetrics;
+	bool changed = !b.data;
+	size_t total = 0;
+	for (auto &m : merged) {
+		if (om && m.omDirty) {
+			renderFamilyOm(m);
+			changed = true;
+		} else if (!om && m.dirty) {
+			renderFamily(m);
+			changed = true;
+		}
+		total += om ? m.om.size() : m.text.size();
+	}
+	if (!changed)
+		return;
+	auto data = std::make_shared<std::string>();
+	data->reserve(total);
+	if (!om) {
+		for (size_t i : joinOrder)
+			*data += merged[i].text;
+	} else {
+		// OpenMetrics forbids families whose sample names could clash
+		// (a gauge x_created beside a counter x, a gauge x beside a
+		// counter x_total), which 0.0.4 allows: the first in the body
+		// keeps the names, pmed's own before all; a later one is left
+		// out of OpenMetrics alone, and logged once.
+		std::unordered_map<std::string, std::string_view> taken; // name -> family
+		for (const char *r : reservedNames) {
+			// pmed's counters are the ones named _total.
+			std::string_view self(r);
+			MetricType type = self.ends_with("_total") ? MetricType::Counter :
+			    MetricType::Gauge;
+			for (auto &n : omSampleNames(omFamilyName(self, type), type))
+				taken.emplace(std::move(n), self);
+		}
+		for (size_t i : joinOrder) {
+			const MergedFamily &m = merged[i];
+			if (m.om.empty())
+				continue;
+			auto names = omSampleNames(omFamilyName(m.name, m.type), m.type);
+			auto clash = std::find_if(names.begin(), names.end(),
+			    [&](const std::string &n) { return taken.count(n) != 0; });
+			if (clash != names.end()) {
+				if (loggedClashes.size() < 10000 && loggedClashes.insert(m.name).second)
+					common::log::warnx("metric %s is left out of the OpenMetrics "
+					    "exposition: the name %s is taken by %.*s", m.name.c_str(),
+					    clash->c_str(), static_cast<int>(taken[*clash].size()),
+					    taken[*clash].data());
+				continue;
+			}
+			for (auto &n : names)
+				taken.emplace(std::move(n), m.name);
+			*data += m.om;
+		}
+	}
+	b.data = std::move(data);
+	b.joins++;
+}
+
+void MetricStore::Impl::renderStatus(Format format)
+{
+	Body &b = bodies[static_cast<size_t>(format)];
+	b.statusDirty = false;
+	std::string &o = b.status;
 	o.clear();
 	auto perGroup = [&](const char *name, const char *help, MetricType type, auto value,
 	    auto present) {
@@ -887,7 +1169,7 @@ void MetricStore::Impl::renderStatus()
 				any = any || present(g);
 		if (!any)
 			return;
-		appendHeader(o, name, help, type);
+		appendHeader(o, name, help, type, format);
 		for (const auto &svc : services)
 			for (const auto &g : svc.groups)
 				if (present(g))
@@ -932,7 +1214,7 @@ void MetricStore::Impl::renderStatus()
 	auto perService = [&](const char *name, const char *help, MetricType type, auto value) {
 		if (services.empty())
 			return;
-		appendHeader(o, name, help, type);
+		appendHeader(o, name, help, type, format);
 		for (const auto &svc : services)
 			appendSample(o, name, {{"service", svc.name}}, value(svc));
 	};
@@ -949,32 +1231,35 @@ void MetricStore::Impl::renderStatus()
 	    [](const ServiceState &s) { return static_cast<double>(s.protocolErrors); });
 }
 
-void MetricStore::Impl::appendVolatile(std::string &o)
+void MetricStore::Impl::appendVolatile(std::string &o, Format format)
 {
-	appendHeader(o, "pme_scrapes_total", "Scrapes of the metrics endpoint.", MetricType::Counter);
-	appendSample(o, "pme_scrapes_total", {}, static_cast<double>(scrapes));
+	appendHeader(o, "pme_scrapes_total", "Scrapes of the metrics endpoint, by the format "
+	    "served: text (0.0.4) or openmetrics.", MetricType::Counter, format);
+	for (Format f : {Format::Text, Format::OpenMetrics})
+		appendSample(o, "pme_scrapes_total", {{"format", formatName(f)}},
+		    static_cast<double>(scrapes[static_cast<size_t>(f)]));
 	appendHeader(o, "pme_series_dropped_total",
-	    "Series dropped because they were exported twice.", MetricType::Counter);
+	    "Series dropped because they were exported twice.", MetricType::Counter, format);
 	appendSample(o, "pme_series_dropped_total", {}, static_cast<double>(seriesDropped));
-	appendHeader(o, "pme_build_info", "pme build information.", MetricType::Gauge);
+	appendHeader(o, "pme_build_info", "pme build information.", MetricType::Gauge, format);
 	appendSample(o, "pme_build_info", {{"version", PME_VERSION}}, 1);
 	appendHeader(o, "pme_http_connections_evicted_total",
 	    "Connections closed to make room for a new one at the connection cap.",
-	    MetricType::Counter);
+	    MetricType::Counter, format);
 	appendSample(o, "pme_http_connections_evicted_total", {}, static_cast<double>(httpEvicted));
 	appendHeader(o, "pme_http_connections_refused_total",
 	    "Connections refused at once: none could be evicted, or accept failed.",
-	    MetricType::Counter);
+	    MetricType::Counter, format);
 	appendSample(o, "pme_http_connections_refused_total", {}, static_cast<double>(httpRefused));
 	appendHeader(o, "pme_http_requests_timed_out_total",
 	    "Requests that did not arrive whole within the request timeout.",
-	    MetricType::Counter);
+	    MetricType::Counter, format);
 	appendSample(o, "pme_http_requests_timed_out_total", {}, static_cast<double>(httpTimedOut));
 	appendHeader(o, "pme_config_last_reload_successful",
-	    "Whether the last configuration reload (SIGHUP) succeeded.", MetricType::Gauge);
+	    "Whether the last configuration reload (SIGHUP) succeeded.", MetricType::Gauge, format);
 	appendSample(o, "pme_config_last_reload_successful", {}, reloadOk ? 1 : 0);
 	appendHeader(o, "pme_config_last_reload_success_timestamp_seconds",
-	    "When the configuration in use was loaded.", MetricType::Gauge);
+	    "When the configuration in use was loaded.", MetricType::Gauge, format);
 	appendSample(o, "pme_config_last_reload_success_timestamp_seconds", {}, reloadedAt);
 
 	// How old each group's data is, at the time of the scrape: what
@@ -989,7 +1274,7 @@ void MetricStore::Impl::appendVolatile(std::string &o)
 				continue;
 			if (!header)
 				appendHeader(o, "pme_source_age_seconds", "Seconds since the last "
-				    "successful collection of the group.", MetricType::Gauge);
+				    "successful collection of the group.", MetricType::Gauge, format);
 			header = true;
 			appendSample(o, "pme_source_age_seconds", {{"service", svc.name},
 			    {"group", g.key}}, std::max(0.0, now - g.lastSuccess));
@@ -999,7 +1284,7 @@ void MetricStore::Impl::appendVolatile(std::string &o)
 	if (!ps.ok)
 		return;
 	auto one = [&](const char *name, const char *help, MetricType type, double v) {
-		appendHeader(o, name, help, type);
+		appendHeader(o, name, help, type, format);
 		appendSample(o, name, {}, v);
 	};
 	one("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
@@ -1191,8 +1476,10 @@ void MetricStore::adopt(MetricStore &old)
 					common::Family fam;
 					fam.name = wf.name;
 					fam.type = wf.type;
-					if (wf.merged != NoIndex)
+					if (wf.merged != NoIndex) {
 						fam.help = from.merged[wf.merged].help;
+						fam.unit = from.merged[wf.merged].unit;
+					}
 					auto r = to.importFamily(svc, g, fam);
 					if (!r)
 						continue;
@@ -1218,6 +1505,7 @@ void MetricStore::adopt(MetricStore &old)
 	to.reloadedAt = from.reloadedAt;
 	to.loggedDuplicates = std::move(from.loggedDuplicates);
 	to.loggedRejections = std::move(from.loggedRejections);
+	to.loggedClashes = std::move(from.loggedClashes);
 	to.touch(true);
 }
 
@@ -1283,32 +1571,27 @@ void MetricStore::expire(double now)
 		impl_->touch(status);
 }
 
-MetricStore::Parts MetricStore::expositionParts()
+MetricStore::Parts MetricStore::expositionParts(Format format, bool gzip)
 {
 	Impl &im = *impl_;
-	bool changed = !im.data;
-	size_t total = 0;
-	for (auto &m : im.merged) {
-		if (m.dirty) {
-			im.renderFamily(m);
-			changed = true;
-		}
-		total += m.text.size();
-	}
-	if (changed) {
-		auto data = std::make_shared<std::string>();
-		data->reserve(total);
-		for (size_t i : im.joinOrder)
-			*data += im.merged[i].text;
-		im.data = std::move(data);
-	}
-	if (im.statusDirty)
-		im.renderStatus();
+	Body &b = im.bodies[static_cast<size_t>(format)];
+	im.join(format);
+	if (b.statusDirty)
+		im.renderStatus(format);
 	auto self = std::make_shared<std::string>();
-	self->reserve(im.statusText.size() + 2048);
-	*self += im.statusText;
-	im.appendVolatile(*self);
-	return {im.data, std::move(self)};
+	self->reserve(b.status.size() + 2048);
+	*self += b.status;
+	im.appendVolatile(*self, format);
+	if (format == Format::OpenMetrics)
+		*self += "# EOF\n";
+	if (!gzip)
+		return {b.data, std::move(self)};
+	if (!b.gzip || b.gzipOf != b.joins) {
+		b.gzip = std::make_shared<const GzipHead>(gzipHead(*b.data));
+		b.gzipOf = b.joins;
+	}
+	return {std::shared_ptr<const std::string>(b.gzip, &b.gzip->bytes),
+	    std::make_shared<const std::string>(gzipTail(*b.gzip, *self))};
 }
 
 std::shared_ptr<const std::string> MetricStore::exposition()
@@ -1395,9 +1678,9 @@ bool MetricStore::allGroupsReported() const
 	return true;
 }
 
-void MetricStore::countScrape()
+void MetricStore::countScrape(Format format)
 {
-	impl_->scrapes++;
+	impl_->scrapes[static_cast<size_t>(format)]++;
 	impl_->touch(false);
 }
 

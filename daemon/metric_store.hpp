@@ -11,6 +11,7 @@
 #include "common/config.hpp"
 #include "common/error.hpp"
 #include "common/metric.hpp"
+#include "daemon/exposition.hpp"
 
 namespace pme::daemon {
 
@@ -54,23 +55,29 @@ public:
 	// Text format 0.0.4, rebuilt only when something changed since the
 	// last call; the pointer stays valid while the caller holds it.
 	std::shared_ptr<const std::string> exposition();
-	// The same body in two parts for serving: the collected families,
-	// re-joined only when a family changed, and the self-metrics (status
-	// of every group and worker, scrape counter, process metrics), which
-	// are small and rendered on each call.  data + self == exposition().
+	// A body in two parts for serving: the collected families, re-joined
+	// only when a family changed, and the self-metrics (status of every
+	// group and worker, scrape counter, process metrics), which are small
+	// and rendered on each call; in OpenMetrics, self ends with "# EOF".
+	// For the text format, data + self == exposition().  A family's
+	// OpenMetrics text is rendered on the first call for OpenMetrics after
+	// it changed, and kept beside its 0.0.4 text.  With gzip, data is a
+	// gzip header and the families compressed, once per join and format,
+	// and self the rest of one gzip member (exposition.hpp, GzipHead).
 	struct Parts {
 		std::shared_ptr<const std::string> data;
 		std::shared_ptr<const std::string> self;
 	};
-	Parts expositionParts();
+	Parts expositionParts(Format format = Format::Text, bool gzip = false);
 	// /health body; *healthy is false when any service is not running or
 	// any group is down.
 	std::string healthJson(bool *healthy, double now) const;
 	// True once every group of every running service has reported at least
 	// once (pmed --once).
 	bool allGroupsReported() const;
-	// Counters exposed as self-metrics.
-	void countScrape();
+	// Counters exposed as self-metrics; a scrape is counted under the
+	// format it was served in (pme_scrapes_total{format=...}).
+	void countScrape(Format format);
 	// The HTTP front's counts, summed over its listeners, as of now.
 	void setHttpStats(uint64_t evicted, uint64_t refused, uint64_t timedOut);
 	void countFrames(const std::string &service, uint64_t n);

@@ -1208,7 +1208,22 @@ HttpResponse Supervisor::Impl::route(const HttpRequest &req, bool healthOnly)
 		res.body = std::make_shared<const std::string>(std::move(body));
 	};
 	if (req.path == "/metrics" && !healthOnly) {
-		store.countScrape();
+		// A header sent more than once is one comma-separated list
+		// (RFC 9110 §5.3).
+		auto joined = [&](const std::string &name) {
+			std::string all;
+			for (const auto &[n, v] : req.headers) {
+				if (n != name)
+					continue;
+				if (!all.empty())
+					all += ',';
+				all += v;
+			}
+			return all;
+		};
+		Format format = negotiateFormat(joined("accept"));
+		bool gzip = acceptsGzip(joined("accept-encoding"));
+		store.countScrape(format);
 		uint64_t evicted = 0, refused = 0, timedOut = 0;
 		for (const auto &l : servers) {
 			evicted += l.server->connectionsEvicted();
@@ -1217,8 +1232,12 @@ HttpResponse Supervisor::Impl::route(const HttpRequest &req, bool healthOnly)
 		}
 		store.setHttpStats(evicted + closedHttp[0], refused + closedHttp[1],
 		    timedOut + closedHttp[2]);
-		res.contentType = "text/plain; version=0.0.4; charset=utf-8";
-		auto parts = store.expositionParts();
+		res.contentType = contentType(format);
+		// Whatever was chosen: a cache must tell requests apart by both.
+		res.headers.emplace_back("Vary", "Accept, Accept-Encoding");
+		if (gzip)
+			res.headers.emplace_back("Content-Encoding", "gzip");
+		auto parts = store.expositionParts(format, gzip);
 		res.body = std::move(parts.data);
 		res.tail = std::move(parts.self);
 	} else if (req.path == "/health") {

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <atomic>
 #include <chrono>
@@ -17,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/exposition.hpp"
 #include "daemon/http_server.hpp"
 
 #include <CppUTest/TestHarness.h>
@@ -236,6 +238,15 @@ private:
 		} else if (req.path == "/split") {
 			res.body = std::make_shared<const std::string>("data part\n");
 			res.tail = std::make_shared<const std::string>("self part\n");
+		} else if (req.path == "/gzip") {
+			// As pmed answers a scrape that accepts gzip: a cached head
+			// and a tail made for the request.
+			auto head = std::make_shared<const GzipHead>(gzipHead("data part\n"));
+			res.contentType = contentType(Format::OpenMetrics);
+			res.headers.emplace_back("Vary", "Accept, Accept-Encoding");
+			res.headers.emplace_back("Content-Encoding", "gzip");
+			res.body = std::shared_ptr<const std::string>(head, &head->bytes);
+			res.tail = std::make_shared<const std::string>(gzipTail(*head, "self part\n"));
 		} else if (req.path == "/missing") {
 			res.status = 404;
 			res.body = std::make_shared<const std::string>("Not Found\n");
@@ -326,6 +337,47 @@ TEST(HttpServing, BodyAndTailGoOutAsOneBody)
 	STRCMP_EQUAL("data part\nself part\n", r.body.c_str());
 	STRCMP_EQUAL("20", r.header("Content-Length").c_str());
 	STRCMP_EQUAL("20", head.header("Content-Length").c_str());
+	STRCMP_EQUAL("body of /next\n", after.body.c_str());
+}
+
+TEST(HttpServing, AGzipBodyInTwoPartsAndItsHeadersForGetAndHead)
+{
+	Harness h;
+	Response r, head, after;
+	h.run([&](int port) {
+		int fd = connectTo(port);
+		std::string buf;
+		sendAll(fd, get("/gzip", "Accept-Encoding: gzip\r\n"));
+		r = readResponse(fd, buf);
+		sendAll(fd, "HEAD /gzip HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n");
+		head = readResponse(fd, buf, true);
+		sendAll(fd, get("/next"));
+		after = readResponse(fd, buf);
+		close(fd);
+	});
+	CHECK_TRUE(r.complete);
+	STRCMP_EQUAL("gzip", r.header("Content-Encoding").c_str());
+	STRCMP_EQUAL("Accept, Accept-Encoding", r.header("Vary").c_str());
+	STRCMP_EQUAL("application/openmetrics-text; version=1.0.0; charset=utf-8",
+	    r.header("Content-Type").c_str());
+	STRCMP_EQUAL(std::to_string(r.body.size()).c_str(), r.header("Content-Length").c_str());
+	// zlib's inflate checks the CRC and length of the whole member.
+	z_stream z{};
+	LONGS_EQUAL(Z_OK, inflateInit2(&z, 16 + MAX_WBITS));
+	char out[256];
+	z.next_in = reinterpret_cast<Bytef *>(r.body.data());
+	z.avail_in = static_cast<uInt>(r.body.size());
+	z.next_out = reinterpret_cast<Bytef *>(out);
+	z.avail_out = sizeof out;
+	LONGS_EQUAL(Z_STREAM_END, inflate(&z, Z_FINISH));
+	LONGS_EQUAL(0, z.avail_in);
+	STRCMP_EQUAL("data part\nself part\n", std::string(out, sizeof out - z.avail_out).c_str());
+	inflateEnd(&z);
+	// HEAD: the same headers, no body (the next response reads cleanly).
+	CHECK_TRUE(head.complete);
+	for (const char *name : {"Content-Encoding", "Vary", "Content-Type", "Content-Length"})
+		STRCMP_EQUAL(r.header(name).c_str(), head.header(name).c_str());
+	CHECK_TRUE(after.complete);
 	STRCMP_EQUAL("body of /next\n", after.body.c_str());
 }
 

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: ISC
 // MetricStore: checks against the config, counters, histograms and
-// summaries, staleness, merging, the rendered exposition and /health.
+// summaries, staleness, merging, the rendered exposition in both formats
+// and gzip, and /health.
 #include <jansson.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +16,7 @@
 #include "common/c_deleter.hpp"
 #include "common/config_loader.hpp"
 #include "daemon/metric_store.hpp"
+#include "tests/unit/daemon/gunzip.hpp"
 #include "pme_build.h"
 
 #include <CppUTest/TestHarness.h>
@@ -516,7 +519,7 @@ TEST(Lifecycle, AReloadKeepsWhatTheNewConfigurationStillHas)
 	    {sample(8)})}), 105);
 	applyOk(store, "db", result("stats", {family("db_queries_total", MetricType::Counter,
 	    {sample(50)})}), 105);
-	store.countScrape();
+	store.countScrape(Format::Text);
 
 	// web is the same; db loses its group; cache is new.
 	store.reconfigure(load(R"(
@@ -552,7 +555,7 @@ services:
 	STRCMP_EQUAL("1", valueOf(text, "pme_worker_up{service=\"web\"}").c_str());
 	STRCMP_EQUAL("1", valueOf(text, "pme_source_up{service=\"web\",group=\"status\"}").c_str());
 	STRCMP_EQUAL("1", valueOf(text, "pme_worker_restarts_total{service=\"db\"}").c_str());
-	STRCMP_EQUAL("1", valueOf(text, "pme_scrapes_total").c_str());
+	STRCMP_EQUAL("1", valueOf(text, "pme_scrapes_total{format=\"text\"}").c_str());
 	STRCMP_EQUAL("1", valueOf(text, "pme_config_last_reload_successful").c_str());
 	STRCMP_EQUAL("200", valueOf(text,
 	    "pme_config_last_reload_success_timestamp_seconds").c_str());
@@ -693,10 +696,10 @@ TEST(Rendering, TheSameBodyIsHandedOutUntilSomethingChanges)
 	auto changed = store.exposition();
 	CHECK(changed.get() != first.get());
 	CHECK(store.exposition().get() == changed.get());
-	store.countScrape();
+	store.countScrape(Format::Text);
 	auto scraped = store.exposition();
 	CHECK(scraped.get() != changed.get());
-	STRCMP_EQUAL("1", valueOf(*scraped, "pme_scrapes_total").c_str());
+	STRCMP_EQUAL("1", valueOf(*scraped, "pme_scrapes_total{format=\"text\"}").c_str());
 	// The old body is intact for whoever still sends it.
 	STRCMP_EQUAL("absent", valueOf(*first, "web_active").c_str());
 	STRCMP_EQUAL("1", valueOf(*changed, "web_active").c_str());
@@ -708,12 +711,12 @@ TEST(Rendering, ScrapesShareTheCollectedPartUntilAFamilyChanges)
 	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
 	    {sample(1)})}), 100);
 	auto first = store.expositionParts();
-	store.countScrape();
+	store.countScrape(Format::Text);
 	auto second = store.expositionParts();
 	// A scrape renders only the self-metrics; the families are not copied.
 	CHECK(first.data.get() == second.data.get());
 	CHECK(first.self.get() != second.self.get());
-	STRCMP_EQUAL("1", valueOf(*second.self, "pme_scrapes_total").c_str());
+	STRCMP_EQUAL("1", valueOf(*second.self, "pme_scrapes_total{format=\"text\"}").c_str());
 	STRCMP_EQUAL("1", valueOf(*second.data, "web_active").c_str());
 	// The joined body starts with the same families (the process metrics
 	// at the end of the self part may have moved since).
@@ -820,7 +823,7 @@ services:
 	common::GroupResult failed = result("stats", {}, false);
 	failed.exitStatus = 2;
 	applyOk(store, "db", failed, 101);
-	store.countScrape();
+	store.countScrape(Format::Text);
 	std::string text = render(store);
 
 	std::string output;
@@ -1294,4 +1297,488 @@ services:
 	imported(series({}, 1, 3, 5, 10, 5), 100);
 	imported(series({}, 2, 2, 2, 12, 2), 105);
 	STRCMP_EQUAL("3 5 7 22 7", exposed(store, "http_seconds").c_str());
+}
+
+// OpenMetrics, the format Prometheus asks for: each type as OpenMetrics
+// writes it, _created, the caches of both formats and gzip.
+TEST_GROUP(OpenMetrics)
+{
+	// One group with a family of each type; _total and _info on some
+	// names and not on others.
+	common::Config everyType()
+	{
+		return config({service("app", {group("g", {
+		    metric("app_requests_total", MetricType::Counter, "Requests."),
+		    metric("app_jobs", MetricType::Counter, "Jobs \"done\".\nAll of them."),
+		    metric("app_temp", MetricType::Gauge, "Temp."),
+		    metric("app_latency_seconds", MetricType::Histogram, "Latency."),
+		    metric("app_rpc_seconds", MetricType::Summary, "RPC."),
+		    metric("app_build_info", MetricType::Info, "Build."),
+		    metric("app_version", MetricType::Info),
+		    metric("app_state", MetricType::StateSet, "State."),
+		    metric("app_odd", MetricType::Untyped)})})});
+	}
+
+	common::GroupResult everyTypeResult()
+	{
+		common::Sample temp = sample(21.5);
+		temp.timestampMs = 1700000000123;
+		return result("g", {
+		    family("app_requests_total", MetricType::Counter,
+		        {sample(3, {{"code", "200"}}), sample(1, {{"code", "500"}})}),
+		    family("app_jobs", MetricType::Counter, {sample(5)}),
+		    family("app_temp", MetricType::Gauge, {temp}),
+		    // Two series interleaved, and a bucket out of order: as a
+		    // source may send them, which 0.0.4 allows.
+		    family("app_latency_seconds", MetricType::Histogram, {
+		        sample(1, {{"path", "a"}, {"le", "0.5"}}, "_bucket"),
+		        sample(2, {{"path", "b"}, {"le", "0.5"}}, "_bucket"),
+		        sample(3, {{"path", "a"}, {"le", "+Inf"}}, "_bucket"),
+		        sample(4, {{"path", "b"}, {"le", "+Inf"}}, "_bucket"),
+		        sample(2, {{"path", "a"}, {"le", "1"}}, "_bucket"),
+		        sample(1.5, {{"path", "a"}}, "_sum"), sample(3, {{"path", "a"}}, "_count"),
+		        sample(2.5, {{"path", "b"}}, "_sum"), sample(4, {{"path", "b"}}, "_count")}),
+		    family("app_rpc_seconds", MetricType::Summary, {
+		        sample(0.1, {{"quantile", "0.5"}}), sample(0.4, {{"quantile", "0.99"}}),
+		        sample(3, {}, "_sum"), sample(10, {}, "_count")}),
+		    family("app_build_info", MetricType::Info, {sample(1, {{"version", "1.2"}})}),
+		    family("app_version", MetricType::Info, {sample(1, {{"v", "3"}})}),
+		    family("app_state", MetricType::StateSet,
+		        {sample(1, {{"app_state", "up"}}), sample(0, {{"app_state", "down"}})}),
+		    family("app_odd", MetricType::Untyped, {sample(7)})});
+	}
+
+	std::string om(MetricStore &store)
+	{
+		return *store.expositionParts(Format::OpenMetrics).data;
+	}
+
+	std::string text(MetricStore &store)
+	{
+		return *store.expositionParts(Format::Text).data;
+	}
+};
+
+TEST(OpenMetrics, EveryTypeAsOpenMetricsWritesIt)
+{
+	MetricStore store(everyType());
+	applyOk(store, "app", everyTypeResult(), 100);
+	STRCMP_EQUAL(
+	    "# TYPE app_requests counter\n"
+	    "# HELP app_requests Requests.\n"
+	    "app_requests_total{code=\"200\"} 3\n"
+	    "app_requests_created{code=\"200\"} 100\n"
+	    "app_requests_total{code=\"500\"} 1\n"
+	    "app_requests_created{code=\"500\"} 100\n"
+	    "# TYPE app_jobs counter\n"
+	    "# HELP app_jobs Jobs \\\"done\\\".\\nAll of them.\n"
+	    "app_jobs_total 5\n"
+	    "app_jobs_created 100\n"
+	    "# TYPE app_temp gauge\n"
+	    "# HELP app_temp Temp.\n"
+	    "app_temp 21.5 1700000000.123\n"
+	    "# TYPE app_latency_seconds histogram\n"
+	    "# HELP app_latency_seconds Latency.\n"
+	    "app_latency_seconds_bucket{path=\"a\",le=\"0.5\"} 1\n"
+	    "app_latency_seconds_bucket{path=\"a\",le=\"1.0\"} 2\n"
+	    "app_latency_seconds_bucket{path=\"a\",le=\"+Inf\"} 3\n"
+	    "app_latency_seconds_count{path=\"a\"} 3\n"
+	    "app_latency_seconds_sum{path=\"a\"} 1.5\n"
+	    "app_latency_seconds_created{path=\"a\"} 100\n"
+	    "app_latency_seconds_bucket{path=\"b\",le=\"0.5\"} 2\n"
+	    "app_latency_seconds_bucket{path=\"b\",le=\"+Inf\"} 4\n"
+	    "app_latency_seconds_count{path=\"b\"} 4\n"
+	    "app_latency_seconds_sum{path=\"b\"} 2.5\n"
+	    "app_latency_seconds_created{path=\"b\"} 100\n"
+	    "# TYPE app_rpc_seconds summary\n"
+	    "# HELP app_rpc_seconds RPC.\n"
+	    "app_rpc_seconds{quantile=\"0.5\"} 0.1\n"
+	    "app_rpc_seconds{quantile=\"0.99\"} 0.4\n"
+	    "app_rpc_seconds_count 10\n"
+	    "app_rpc_seconds_sum 3\n"
+	    "app_rpc_seconds_created 100\n"
+	    "# TYPE app_build info\n"
+	    "# HELP app_build Build.\n"
+	    "app_build_info{version=\"1.2\"} 1\n"
+	    "# TYPE app_version info\n"
+	    "# HELP app_version app_version\n"
+	    "app_version_info{v=\"3\"} 1\n"
+	    "# TYPE app_state stateset\n"
+	    "# HELP app_state State.\n"
+	    "app_state{app_state=\"up\"} 1\n"
+	    "app_state{app_state=\"down\"} 0\n"
+	    "# TYPE app_odd unknown\n"
+	    "# HELP app_odd app_odd\n"
+	    "app_odd 7\n", om(store).c_str());
+}
+
+TEST(OpenMetrics, TheTextFormatIsAsBefore)
+{
+	MetricStore store(everyType());
+	applyOk(store, "app", everyTypeResult(), 100);
+	// Asking for OpenMetrics first changes nothing in the text format.
+	om(store);
+	STRCMP_EQUAL(
+	    "# HELP app_requests_total Requests.\n"
+	    "# TYPE app_requests_total counter\n"
+	    "app_requests_total{code=\"200\"} 3\n"
+	    "app_requests_total{code=\"500\"} 1\n"
+	    "# HELP app_jobs Jobs \"done\".\\nAll of them.\n"
+	    "# TYPE app_jobs counter\n"
+	    "app_jobs 5\n"
+	    "# HELP app_temp Temp.\n"
+	    "# TYPE app_temp gauge\n"
+	    "app_temp 21.5 1700000000123\n"
+	    "# HELP app_latency_seconds Latency.\n"
+	    "# TYPE app_latency_seconds histogram\n"
+	    "app_latency_seconds_bucket{path=\"a\",le=\"0.5\"} 1\n"
+	    "app_latency_seconds_bucket{path=\"b\",le=\"0.5\"} 2\n"
+	    "app_latency_seconds_bucket{path=\"a\",le=\"+Inf\"} 3\n"
+	    "app_latency_seconds_bucket{path=\"b\",le=\"+Inf\"} 4\n"
+	    "app_latency_seconds_bucket{path=\"a\",le=\"1\"} 2\n"
+	    "app_latency_seconds_sum{path=\"a\"} 1.5\n"
+	    "app_latency_seconds_count{path=\"a\"} 3\n"
+	    "app_latency_seconds_sum{path=\"b\"} 2.5\n"
+	    "app_latency_seconds_count{path=\"b\"} 4\n"
+	    "# HELP app_rpc_seconds RPC.\n"
+	    "# TYPE app_rpc_seconds summary\n"
+	    "app_rpc_seconds{quantile=\"0.5\"} 0.1\n"
+	    "app_rpc_seconds{quantile=\"0.99\"} 0.4\n"
+	    "app_rpc_seconds_sum 3\n"
+	    "app_rpc_seconds_count 10\n"
+	    "# HELP app_build_info Build.\n"
+	    "# TYPE app_build_info gauge\n"
+	    "app_build_info{version=\"1.2\"} 1\n"
+	    "# HELP app_version app_version\n"
+	    "# TYPE app_version gauge\n"
+	    "app_version{v=\"3\"} 1\n"
+	    "# HELP app_state State.\n"
+	    "# TYPE app_state gauge\n"
+	    "app_state{app_state=\"up\"} 1\n"
+	    "app_state{app_state=\"down\"} 0\n"
+	    "# HELP app_odd app_odd\n"
+	    "# TYPE app_odd untyped\n"
+	    "app_odd 7\n", text(store).c_str());
+	// pmed --once prints the same.
+	CHECK(store.exposition()->rfind(text(store), 0) == 0);
+}
+
+TEST(OpenMetrics, SelfMetricsEndWithEofAndCountScrapesByFormat)
+{
+	MetricStore store(everyType());
+	applyOk(store, "app", everyTypeResult(), 100);
+	store.countScrape(Format::OpenMetrics);
+	store.countScrape(Format::OpenMetrics);
+	store.countScrape(Format::Text);
+	auto parts = store.expositionParts(Format::OpenMetrics);
+	const std::string &self = *parts.self;
+	CHECK(self.ends_with("\n# EOF\n"));
+	LONGS_EQUAL(1, count(self, "# EOF"));
+	CHECK(self.find("# TYPE pme_scrapes counter\n# HELP pme_scrapes Scrapes of the metrics "
+	    "endpoint, by the format served: text (0.0.4) or openmetrics.\n") != std::string::npos);
+	STRCMP_EQUAL("2", valueOf(self, "pme_scrapes_total{format=\"openmetrics\"}").c_str());
+	STRCMP_EQUAL("1", valueOf(self, "pme_scrapes_total{format=\"text\"}").c_str());
+	CHECK(self.find("# TYPE pme_source_errors counter\n") != std::string::npos);
+	CHECK(self.find("# TYPE process_cpu_seconds counter\n") != std::string::npos);
+	CHECK(self.find("# TYPE pme_source_up gauge\n") != std::string::npos);
+	CHECK(self.find("pme_source_errors_total{service=\"app\",group=\"g\"} 0\n") !=
+	    std::string::npos);
+	// The text format has both counts, and no EOF.
+	std::string plain = *store.expositionParts(Format::Text).self;
+	STRCMP_EQUAL("2", valueOf(plain, "pme_scrapes_total{format=\"openmetrics\"}").c_str());
+	STRCMP_EQUAL("1", valueOf(plain, "pme_scrapes_total{format=\"text\"}").c_str());
+	CHECK(plain.find("# EOF") == std::string::npos);
+	CHECK(plain.find("# TYPE pme_scrapes_total counter\n") != std::string::npos);
+}
+
+TEST(OpenMetrics, CreatedIsWhenTheStoreBeganCountingAndASourceResetKeepsIt)
+{
+	MetricStore store(twoServices());
+	auto created = [&] {
+		return valueOf(*store.expositionParts(Format::OpenMetrics).data, "web_requests_created");
+	};
+	auto total = [&] {
+		return valueOf(*store.expositionParts(Format::OpenMetrics).data, "web_requests_total");
+	};
+	STRCMP_EQUAL("10", counterAfter(store, 10, 100).c_str());
+	STRCMP_EQUAL("100", created().c_str());
+	STRCMP_EQUAL("15", counterAfter(store, 15, 105.5).c_str());
+	STRCMP_EQUAL("100", created().c_str());
+	// The source restarted: the exposed counter goes on from 15, so it
+	// was not reset and its _created stays (a new _created would tell
+	// Prometheus to count all of 18 as new).
+	STRCMP_EQUAL("18", counterAfter(store, 3, 110.25).c_str());
+	STRCMP_EQUAL("18", total().c_str());
+	STRCMP_EQUAL("100", created().c_str());
+	// A worker restart changes nothing either.
+	store.setWorkerState("web", WorkerState::Restarting, 1, "exited", 111);
+	STRCMP_EQUAL("20", counterAfter(store, 2, 112).c_str());
+	STRCMP_EQUAL("100", created().c_str());
+	// Gone for longer than its state is kept: counted anew from 4, since now.
+	store.expire(112 + 3601);
+	STRCMP_EQUAL("absent", total().c_str());
+	STRCMP_EQUAL("4", counterAfter(store, 4, 3800.5).c_str());
+	STRCMP_EQUAL("4", total().c_str());
+	STRCMP_EQUAL("3800.5", created().c_str());
+}
+
+TEST(OpenMetrics, AHistogramIsCreatedWithItsFirstSamples)
+{
+	common::Config c = config({service("app", {group("g", {
+	    metric("lat_seconds", MetricType::Histogram)})})});
+	MetricStore store(c);
+	auto apply = [&](double b1, double inf, double now, bool third = false) {
+		std::vector<common::Sample> s{sample(b1, {{"le", "0.1"}}, "_bucket"),
+		    sample(inf, {{"le", "+Inf"}}, "_bucket"), sample(inf, {}, "_count")};
+		if (third)
+			s.push_back(sample(b1, {{"le", "1"}}, "_bucket"));
+		applyOk(store, "app", result("g", {family("lat_seconds", MetricType::Histogram, s)}),
+		    now);
+		return *store.expositionParts(Format::OpenMetrics).data;
+	};
+	std::string o = apply(1, 2, 100);
+	STRCMP_EQUAL("100", valueOf(o, "lat_seconds_created").c_str());
+	// A bucket that appears later does not make the histogram younger.
+	o = apply(2, 4, 200, true);
+	STRCMP_EQUAL("100", valueOf(o, "lat_seconds_created").c_str());
+	STRCMP_EQUAL("2", valueOf(o, "lat_seconds_bucket{le=\"1.0\"}").c_str());
+	// Nor does a reset of the source: the counts go on.
+	o = apply(1, 1, 300, true);
+	STRCMP_EQUAL("5", valueOf(o, "lat_seconds_count").c_str());
+	STRCMP_EQUAL("100", valueOf(o, "lat_seconds_created").c_str());
+	// Buckets by le, then _count, then _created.
+	CHECK(o.find("lat_seconds_bucket{le=\"0.1\"} 3\nlat_seconds_bucket{le=\"1.0\"} 3\n"
+	    "lat_seconds_bucket{le=\"+Inf\"} 5\nlat_seconds_count 5\nlat_seconds_created 100\n") !=
+	    std::string::npos);
+}
+
+TEST(OpenMetrics, BothFormatsAreCachedUntilAFamilyChanges)
+{
+	MetricStore store(everyType());
+	applyOk(store, "app", everyTypeResult(), 100);
+	auto o1 = store.expositionParts(Format::OpenMetrics);
+	auto t1 = store.expositionParts(Format::Text);
+	store.countScrape(Format::OpenMetrics);
+	auto o2 = store.expositionParts(Format::OpenMetrics);
+	auto t2 = store.expositionParts(Format::Text);
+	CHECK(o1.data.get() == o2.data.get());
+	CHECK(t1.data.get() == t2.data.get());
+	CHECK(o1.data.get() != t1.data.get());
+	// A status change re-renders the self part, not the families.
+	store.setWorkerState("app", WorkerState::Running, 5, "", 101);
+	CHECK(store.expositionParts(Format::OpenMetrics).data.get() == o1.data.get());
+	applyOk(store, "app", result("g", {family("app_temp", MetricType::Gauge, {sample(30)})}),
+	    102);
+	auto o3 = store.expositionParts(Format::OpenMetrics);
+	CHECK(o3.data.get() != o1.data.get());
+	STRCMP_EQUAL("30", valueOf(*o3.data, "app_temp").c_str());
+	// The old body is intact for whoever still sends it.
+	STRCMP_EQUAL("21.5", valueOf(*o1.data, "app_temp").substr(0, 4).c_str());
+	STRCMP_EQUAL("30", valueOf(text(store), "app_temp").c_str());
+}
+
+using pme::test::gunzip;
+
+TEST(OpenMetrics, GzipIsMadeOncePerChangeAndFormat)
+{
+	MetricStore store(everyType());
+	applyOk(store, "app", everyTypeResult(), 100);
+	for (Format f : {Format::Text, Format::OpenMetrics}) {
+		auto plain = store.expositionParts(f);
+		auto z1 = store.expositionParts(f, true);
+		auto z2 = store.expositionParts(f, true);
+		// The families are compressed once; each call ends the member anew.
+		CHECK(z1.data.get() == z2.data.get());
+		CHECK(z1.self.get() != z2.self.get());
+		bool ok = false;
+		std::string body = gunzip(*z2.data + *z2.self, &ok);
+		CHECK_TRUE(ok);
+		CHECK(body.rfind(*plain.data, 0) == 0);
+		std::string self = body.substr(plain.data->size());
+		CHECK(self.starts_with(f == Format::Text ? "# HELP pme_source_up " :
+		    "# TYPE pme_source_up gauge\n"));
+		CHECK(self.ends_with(f == Format::Text ? "\n" : "\n# EOF\n"));
+		CHECK(body.find(f == Format::Text ? "# TYPE app_state gauge\n" :
+		    "# TYPE app_state stateset\n") != std::string::npos);
+	}
+	auto text1 = store.expositionParts(Format::Text, true);
+	auto om1 = store.expositionParts(Format::OpenMetrics, true);
+	CHECK(text1.data.get() != om1.data.get());
+	applyOk(store, "app", result("g", {family("app_temp", MetricType::Gauge, {sample(30)})}),
+	    101);
+	auto om2 = store.expositionParts(Format::OpenMetrics, true);
+	CHECK(om2.data.get() != om1.data.get());
+	bool ok = false;
+	std::string body = gunzip(*om2.data + *om2.self, &ok);
+	CHECK_TRUE(ok);
+	STRCMP_EQUAL("30", valueOf(body, "app_temp").c_str());
+}
+
+TEST(OpenMetrics, AUnitFromAnImportedFamilyWhereItFitsTheName)
+{
+	MetricStore store(load(R"(
+services:
+  node:
+    metric_groups:
+      textfile:
+        source_type: file
+        source: /var/lib/node/textfile.prom
+        content_type: prometheus
+)"));
+	common::Family fits = family("node_boot_seconds", MetricType::Gauge, {sample(5)});
+	fits.unit = "seconds";
+	common::Family counter = family("node_cpu_seconds_total", MetricType::Counter, {sample(9)});
+	counter.unit = "seconds";
+	common::Family misfit = family("node_memory", MetricType::Gauge, {sample(1)});
+	misfit.unit = "bytes";
+	applyOk(store, "node", result("textfile", {fits, counter, misfit}), 100);
+	std::string o = om(store);
+	CHECK_TEXT(o.find("# TYPE node_boot_seconds gauge\n# UNIT node_boot_seconds seconds\n") !=
+	    std::string::npos, o.c_str());
+	CHECK_TEXT(o.find("# TYPE node_cpu_seconds counter\n# UNIT node_cpu_seconds seconds\n") !=
+	    std::string::npos, o.c_str());
+	CHECK_TEXT(o.find("# TYPE node_memory gauge\n# HELP node_memory") != std::string::npos,
+	    o.c_str());
+	LONGS_EQUAL(2, count(o, "# UNIT"));
+	// The text format 0.0.4 has no UNIT.
+	CHECK(text(store).find("UNIT") == std::string::npos);
+	// The source drops the unit: so does OpenMetrics.
+	fits.unit.clear();
+	applyOk(store, "node", result("textfile", {fits, counter, misfit}), 105);
+	LONGS_EQUAL(1, count(om(store), "# UNIT"));
+}
+
+TEST(OpenMetrics, TheUnitTheConfigGivesIsWrittenForThatFamilyOnly)
+{
+	MetricStore store(load(R"(
+services:
+  app:
+    metric_groups:
+      g:
+        source_type: static
+        metrics:
+          app_uptime_seconds: {type: gauge, value: 5, unit: seconds}
+          app_requests: {type: counter, value: 7}
+          app_busy_seconds_total: {type: counter, value: 3, unit: seconds}
+)"));
+	applyOk(store, "app", result("g", {
+	    family("app_uptime_seconds", MetricType::Gauge, {sample(5)}),
+	    family("app_requests", MetricType::Counter, {sample(7)}),
+	    family("app_busy_seconds_total", MetricType::Counter, {sample(3)})}), 100);
+	std::string o = om(store);
+	CHECK_TEXT(o.find("# TYPE app_uptime_seconds gauge\n# UNIT app_uptime_seconds seconds\n") !=
+	    std::string::npos, o.c_str());
+	CHECK_TEXT(o.find("# TYPE app_busy_seconds counter\n# UNIT app_busy_seconds seconds\n") !=
+	    std::string::npos, o.c_str());
+	LONGS_EQUAL(2, count(o, "# UNIT"));
+	CHECK(text(store).find("UNIT") == std::string::npos);
+}
+
+TEST(OpenMetrics, AFamilyWhoseNamesClashIsLeftOutOfOpenMetricsOnly)
+{
+	// A counter x writes x_total and x_created in OpenMetrics: a gauge
+	// x_created, and a counter whose name ends in _total beside a gauge
+	// of the same name without, cannot be there too.
+	MetricStore store(config({service("app", {group("g", {
+	    metric("job", MetricType::Counter),
+	    metric("job_created", MetricType::Gauge),
+	    metric("size", MetricType::Gauge),
+	    metric("size_total", MetricType::Counter),
+	    metric("pme_scrapes", MetricType::Gauge)})})}));
+	applyOk(store, "app", result("g", {
+	    family("job", MetricType::Counter, {sample(1)}),
+	    family("job_created", MetricType::Gauge, {sample(1600000000)}),
+	    family("size", MetricType::Gauge, {sample(2)}),
+	    family("size_total", MetricType::Counter, {sample(3)}),
+	    family("pme_scrapes", MetricType::Gauge, {sample(4)})}), 100);
+	std::string o = om(store);
+	CHECK(o.find("job_total 1\njob_created 100\n") != std::string::npos);
+	CHECK(o.find("# TYPE job_created") == std::string::npos);
+	CHECK(o.find("# TYPE size gauge\nsize 2\n") == std::string::npos);
+	CHECK(o.find("size 2\n") != std::string::npos);
+	CHECK(o.find("size_total") == std::string::npos);
+	// pme's own pme_scrapes_total comes first.
+	CHECK(o.find("pme_scrapes 4") == std::string::npos);
+	std::string t = text(store);
+	STRCMP_EQUAL("1600000000", valueOf(t, "job_created").c_str());
+	STRCMP_EQUAL("3", valueOf(t, "size_total").c_str());
+	STRCMP_EQUAL("4", valueOf(t, "pme_scrapes").c_str());
+}
+
+TEST(OpenMetrics, ADuplicateSeriesIsCountedOnceWhateverTheFormats)
+{
+	MetricStore two(config({service("a", {group("g", {metric("dup", MetricType::Gauge)})}),
+	    service("b", {group("g", {metric("dup", MetricType::Gauge)})})}));
+	applyOk(two, "a", result("g", {family("dup", MetricType::Gauge, {sample(1)})}), 100);
+	applyOk(two, "b", result("g", {family("dup", MetricType::Gauge, {sample(2)})}), 100);
+	std::string o = om(two), t = text(two);
+	STRCMP_EQUAL("1", valueOf(o, "dup").c_str());
+	STRCMP_EQUAL("1", valueOf(t, "dup").c_str());
+	STRCMP_EQUAL("1", valueOf(*two.expositionParts(Format::OpenMetrics).self,
+	    "pme_series_dropped_total").c_str());
+	// Rendered again after a change: one more.
+	applyOk(two, "b", result("g", {family("dup", MetricType::Gauge, {sample(3)})}), 101);
+	text(two);
+	om(two);
+	STRCMP_EQUAL("2", valueOf(*two.expositionParts().self, "pme_series_dropped_total").c_str());
+}
+
+TEST(OpenMetrics, RenderingAHundredThousandSeries)
+{
+	// Not a benchmark (tests/bench is the place for those): it prints how
+	// long each step takes, so that a slow one is seen.
+	MetricStore store(config({service("bench", {group("g", {
+	    metric("bench_bytes", MetricType::Gauge, "Bytes."),
+	    metric("bench_requests_total", MetricType::Counter, "Requests.")})})}));
+	std::vector<common::Sample> gauges, counters;
+	for (int i = 0; i < 50000; i++) {
+		std::vector<common::Label> l{{"instance", "host-" + std::to_string(i % 500)},
+		    {"path", "/api/v1/item/" + std::to_string(i)}};
+		gauges.push_back(sample(i * 1.5 + 0.25, l));
+		counters.push_back(sample(i * 7.0, l));
+	}
+	auto r = result("g", {family("bench_bytes", MetricType::Gauge, gauges),
+	    family("bench_requests_total", MetricType::Counter, counters)});
+	using Clock = std::chrono::steady_clock;
+	auto ms = [](Clock::time_point a, Clock::time_point b) {
+		return std::chrono::duration<double, std::milli>(b - a).count();
+	};
+	auto t0 = Clock::now();
+	applyOk(store, "bench", r, 100);
+	auto t1 = Clock::now();
+	auto text = store.expositionParts(Format::Text);
+	auto t2 = Clock::now();
+	auto om = store.expositionParts(Format::OpenMetrics);
+	auto t3 = Clock::now();
+	auto textGz = store.expositionParts(Format::Text, true);
+	auto t4 = Clock::now();
+	auto again = store.expositionParts(Format::Text, true);
+	auto t5 = Clock::now();
+	printf("\n100,000 series from scratch: apply (lines rendered) %.1f ms; text joined "
+	    "%.1f ms (%zu bytes); OpenMetrics rendered and joined %.1f ms (%zu bytes); gzip "
+	    "%.1f ms (%zu bytes); then a gzip scrape %.2f ms\n", ms(t0, t1), ms(t1, t2),
+	    text.data->size(), ms(t2, t3), om.data->size(), ms(t3, t4), textGz.data->size(),
+	    ms(t4, t5));
+	LONGS_EQUAL(100000 + 4, count(*text.data, "\n"));
+	LONGS_EQUAL(150000 + 4, count(*om.data, "\n"));
+	CHECK(again.data.get() == textGz.data.get());
+
+	// Every value changes: what each cycle of such an exporter costs.
+	for (auto &g : gauges)
+		g.value += 1;
+	for (auto &c : counters)
+		c.value += 1;
+	r = result("g", {family("bench_bytes", MetricType::Gauge, gauges),
+	    family("bench_requests_total", MetricType::Counter, counters)});
+	t0 = Clock::now();
+	applyOk(store, "bench", r, 105);
+	t1 = Clock::now();
+	text = store.expositionParts(Format::Text);
+	t2 = Clock::now();
+	om = store.expositionParts(Format::OpenMetrics);
+	t3 = Clock::now();
+	printf("after a change of every value: apply %.1f ms; text %.1f ms; OpenMetrics %.1f ms\n",
+	    ms(t0, t1), ms(t1, t2), ms(t2, t3));
+	CHECK(text.data->find("bench_requests_total{instance=\"host-1\",path=\"/api/v1/item/1\"} "
+	    "8\n") != std::string::npos);
 }
