@@ -32,6 +32,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -253,6 +254,12 @@ struct Supervisor::Impl {
 	// The counts of listeners a reload closed, so that the counters go on.
 	uint64_t closedHttp[3] = {0, 0, 0};
 	UvHandle<uv_poll_t> spawnerPoll;
+	// Datagrams for the spawner not yet sent.  The supervisor never blocks
+	// on the spawner: at start, or when a reload starts hundreds of
+	// services, the spawner may be blocked itself sending WORKER_READY
+	// into a queue only the loop empties, so what the socket does not
+	// take now waits here, sent in order when it is writable again.
+	std::deque<std::vector<uint8_t>> toSpawner;
 	UvHandle<uv_signal_t> sigterm, sigint, sighup, sigchld;
 	UvHandle<uv_timer_t> tick;
 	UvHandle<uv_timer_t> shutdownTimer;
@@ -283,6 +290,8 @@ struct Supervisor::Impl {
 
 	Result<void> start();
 	void sendToSpawner(uint8_t type, const std::string &service);
+	Result<void> queueToSpawner(pme_proto_writer &w);
+	void flushToSpawner();
 	void startService(ServiceRuntime &svc);
 	void stopService(ServiceRuntime &svc, const std::string &why);
 	void scheduleRestart(ServiceRuntime &svc);
@@ -591,13 +600,50 @@ Result<std::unique_ptr<HttpServer>> Supervisor::Impl::listen(const std::string &
 
 void Supervisor::Impl::sendToSpawner(uint8_t type, const std::string &service)
 {
-	if (spawnerGone || !spawner.control)
-		return;
 	common::FrameWriter w;
 	pme_proto_encode_name(w.get(), type, service.data(), service.size());
-	auto r = common::writeFrame(spawner.control.get(), *w);
-	if (!r)
+	if (auto r = queueToSpawner(*w); !r)
 		log::warnx("to spawner: %s", r.error().message.c_str());
+}
+
+Result<void> Supervisor::Impl::queueToSpawner(pme_proto_writer &w)
+{
+	if (spawnerGone || !spawner.control)
+		return fail("the spawner is gone");
+	if (int rc = pme_proto_writer_finish(&w); rc != 0)
+		return fail(std::string("encoding frame: ") + pme_proto_strerror(rc));
+	toSpawner.emplace_back(w.buf, w.buf + w.len);
+	flushToSpawner();
+	return {};
+}
+
+void Supervisor::Impl::flushToSpawner()
+{
+	while (!toSpawner.empty() && !spawnerGone) {
+		const auto &d = toSpawner.front();
+		ssize_t n = send(spawner.control.get(), d.data(), d.size(),
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		// A socket error means the spawner is gone: the read side
+		// sees it and shuts pmed down.
+		if (n < 0)
+			log::warnx("to spawner: %s", common::errnoMessage("send").c_str());
+		toSpawner.pop_front();
+	}
+	if (spawnerPoll && spawnerPoll.isInitialized() && !spawnerGone)
+		uv_poll_start(spawnerPoll.get(), UV_READABLE | UV_DISCONNECT |
+		    (toSpawner.empty() ? 0 : UV_WRITABLE), [](uv_poll_t *p, int, int events) noexcept {
+			auto *self = static_cast<Impl *>(p->data);
+			if (self == nullptr)
+				return;
+			if (events & UV_WRITABLE)
+				self->flushToSpawner();
+			if (events & (UV_READABLE | UV_DISCONNECT))
+				self->onSpawnerReadable();
+		});
 }
 
 void Supervisor::Impl::startService(ServiceRuntime &svc)
@@ -692,8 +738,7 @@ void Supervisor::Impl::reload()
 	reloadingDigest = common::configDigest(*reloading);
 	common::FrameWriter w;
 	pme_proto_writer_begin(w.get(), PME_MSG_RELOAD);
-	auto sent = spawnerGone || !spawner.control ? fail("the spawner is gone") :
-	    common::writeFrame(spawner.control.get(), *w);
+	auto sent = queueToSpawner(*w);
 	if (!sent) {
 		log::warnx("reload: %s; still running the previous configuration",
 		    sent.error().message.c_str());
@@ -1278,10 +1323,7 @@ Result<void> Supervisor::Impl::start()
 	uv_poll_init(loop, spawnerPoll.get(), spawner.control.get());
 	spawnerPoll.initialized();
 	spawnerPoll.get()->data = this;
-	uv_poll_start(spawnerPoll.get(), UV_READABLE | UV_DISCONNECT, [](uv_poll_t *p, int, int) noexcept {
-		if (auto *self = static_cast<Impl *>(p->data))
-			self->onSpawnerReadable();
-	});
+	flushToSpawner();
 
 	auto onSignal = [](uv_signal_t *s, int signum) noexcept {
 		auto *self = static_cast<Impl *>(s->data);

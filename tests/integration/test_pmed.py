@@ -574,6 +574,73 @@ def test_metric_types():
         w.cleanup()
 
 
+def test_many_services():
+    """500 services of 200 series each start, collect and serve, and reload.
+
+    At this scale the supervisor once blocked writing START to the spawner
+    while the spawner blocked writing WORKER_READY back: neither read, and
+    pmed never served.  Now every service must be in the exposition within
+    the timeout, a reload that adds one must go through, and scrapes stay
+    quick while all of that runs.
+    """
+    services, per = 500, 200
+    w = Workdir()
+    pmed = None
+    try:
+        lines = ["# TYPE fleet_requests_total counter", "# TYPE fleet_queue gauge"]
+        for i in range(per // 2):
+            lines.append(f'fleet_requests_total{{path="/p{i}"}} {i}')
+            lines.append(f'fleet_queue{{shard="{i}"}} {i * 2}')
+        part = w.file("part.prom", "\n".join(lines) + "\n")
+
+        def config(n):
+            return "services:\n" + "".join(f"""
+              app{i:03}:
+                labels: {{ instance: app{i:03} }}
+                metric_groups:
+                  part:
+                    source_type: file
+                    source: {part}
+                    content_type: prometheus
+            """ for i in range(n))
+
+        port = free_port()
+        path = w.config(config(services), port)
+        started = time.monotonic()
+        pmed = Pmed(path, port)
+
+        def complete(n):
+            return lambda b: (b.count("fleet_queue{") == n * per // 2 and
+                              b.count("fleet_requests_total{") == n * per // 2)
+
+        body = pmed.wait_for(complete(services), f"{services} services in /metrics", timeout=240)
+        took = time.monotonic() - started
+        assert value(body, "fleet_queue", instance="app499", shard="7") == 14, body[-2000:]
+        rss = int(pmetest.proc_status(pmed.proc.pid)["VmRSS"].split()[0])
+        print(f"{services} services x {per} series: complete after {took:.1f}s, "
+              f"{len(pmetest.worker_pids(pmed))} workers, supervisor VmRSS {rss} kB")
+        assert len(pmetest.worker_pids(pmed)) == services
+
+        w.config(config(services + 1), port)
+        pmed.proc.send_signal(signal.SIGHUP)
+        pmed.wait_for(complete(services + 1), "the added service after SIGHUP", timeout=120)
+
+        times = []
+        for _ in range(20):
+            t = time.monotonic()
+            pmed.metrics()
+            times.append(time.monotonic() - t)
+        times.sort()
+        print(f"20 scrapes of {(services + 1) * per} series: p50 {times[10] * 1000:.1f} ms, "
+              f"max {times[-1] * 1000:.1f} ms")
+        assert pmed.stop(timeout=60) == 0, pmed.log()
+    finally:
+        if pmed is not None:
+            pmed.stop(timeout=60)
+            pmed.kill_all()
+        w.cleanup()
+
+
 if __name__ == "__main__":
     pmetest.main({
         "check_ok": test_check_ok,
@@ -589,4 +656,5 @@ if __name__ == "__main__":
         "development_mode": test_development_mode,
         "root_mode": test_root_mode,
         "metric_types": test_metric_types,
+        "many_services": test_many_services,
     })
