@@ -139,6 +139,7 @@ public:
 	explicit Loader(std::string file) : file_(std::move(file)) {}
 
 	ConfigResult load(const std::string &text);
+	const LoadNotes &notes() const { return notes_; }
 
 private:
 	std::string file_;
@@ -156,6 +157,11 @@ private:
 	std::map<std::string, Location> serviceKeys_; // across files
 	Node includeNode_ = nullptr;      // exporter.include or include
 	std::vector<std::string> fileOrder_; // main file, then included ones
+	LoadNotes notes_;
+
+	// The original PME's dialect (config_compose.cpp): the root in pme's
+	// own keys, or root itself when it has no key of that dialect.
+	Node translateLegacy(Node root);
 
 	// ---- nodes and errors ----
 	static Location at(Node n) { return n->where(); }

@@ -60,6 +60,7 @@ ConfigResult Loader::load(const std::string &text)
 		    describe(root));
 		return tl::unexpected(errors_);
 	}
+	root = translateLegacy(root);
 	Node exporter = nullptr;
 	std::vector<Node> services, templates;
 	eachPair(root, [&](const std::string &key, Node k, Node v) {
@@ -135,23 +136,30 @@ Result<std::string> readConfigText(const std::string &path)
 
 } // namespace load
 
-ConfigResult loadConfigString(const std::string &text, const std::string &name)
+ConfigResult loadConfigString(const std::string &text, const std::string &name,
+    LoadNotes *notes)
 {
-	ConfigResult r = load::Loader(name).load(text);
+	load::Loader loader(name);
+	ConfigResult r = loader.load(text);
 	// Messages quote what the file says, which may be any bytes: they go
 	// to logs and, after a failed reload, into a frame that must be UTF-8.
 	if (!r)
 		for (auto &e : r.error())
 			e.message = printableText(e.message);
+	if (r && notes) {
+		*notes = loader.notes();
+		for (auto &w : notes->warnings)
+			w.message = printableText(w.message);
+	}
 	return r;
 }
 
-ConfigResult loadConfigFile(const std::string &path)
+ConfigResult loadConfigFile(const std::string &path, LoadNotes *notes)
 {
 	auto text = load::readConfigText(path);
 	if (!text)
 		return tl::unexpected(Errors{Error(Location{path, 0, 0}, text.error().message)});
-	return loadConfigString(*text, path);
+	return loadConfigString(*text, path, notes);
 }
 
 } // namespace pme::common

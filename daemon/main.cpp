@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "common/config_loader.hpp"
+#include "common/config_writer.hpp"
 #include "common/log.hpp"
 #include "pme_build.h"
 #include "proto/message.h"
@@ -36,7 +37,8 @@ void usage(FILE *out)
 	    "  -d         stay in the foreground and log to stderr\n"
 	    "  -f file    configuration file (default " PME_CONFIG_PATH ")\n"
 	    "  -n         check the configuration and exit\n"
-	    "  -v         more verbose (debug messages)\n"
+	    "  -v         more verbose (debug messages); with -n, print the\n"
+	    "             configuration in pme's own keys\n"
 	    "  --once     collect every group once, print the exposition, exit\n"
 	    "  --explain service[/group]\n"
 	    "             run that group (every group of the service without /group)\n"
@@ -52,7 +54,8 @@ bool underSystemd()
 	    std::getenv("INVOCATION_ID") != nullptr;
 }
 
-int checkOnly(const common::Config &config, daemon::PrivMode mode)
+int checkOnly(const common::Config &config, daemon::PrivMode mode,
+    const common::LoadNotes &notes, int verbose)
 {
 	// -n checks what can be checked without starting anything: users and
 	// groups exist and root is allowed where used.  Development mode's
@@ -85,7 +88,17 @@ int checkOnly(const common::Config &config, daemon::PrivMode mode)
 	}
 	if (errors > 0)
 		return EX_CONFIG;
-	std::printf("configuration OK\n");
+	std::string ok = "configuration OK";
+	if (notes.legacyKeys > 0)
+		ok += " (legacy keys: " + std::to_string(notes.legacyKeys) + ")";
+	if (verbose == 0) {
+		std::printf("%s\n", ok.c_str());
+		return EX_OK;
+	}
+	// -v: the configuration as pme reads it, in its own keys, to be saved
+	// as it is: the verdict is a comment of that document.
+	std::printf("# %s\n# %s in pme's own keys (pmed -n -v); see pme.yml(5)\n%s", ok.c_str(),
+	    config.path.c_str(), common::writeConfig(config).c_str());
 	return EX_OK;
 }
 
@@ -199,7 +212,8 @@ int run(int argc, char **argv)
 	if (explain || (once && !foreground && std::getenv("JOURNAL_STREAM") == nullptr))
 		log::init("pmed", log::Sink::Stderr, verbose);
 
-	auto loaded = common::loadConfigFile(path);
+	common::LoadNotes notes;
+	auto loaded = common::loadConfigFile(path, &notes);
 	if (!loaded) {
 		for (const auto &e : loaded.error())
 			std::fprintf(stderr, "%s\n", e.str().c_str());
@@ -208,9 +222,11 @@ int run(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	common::Config config = std::move(*loaded);
+	for (const auto &w : notes.warnings)
+		log::warnx("%s", w.str().c_str());
 	daemon::PrivMode mode = daemon::detectPrivMode();
 	if (check)
-		return checkOnly(config, mode);
+		return checkOnly(config, mode, notes, verbose);
 	daemon::SupervisorOptions opts;
 	opts.once = once;
 	// Read again on SIGHUP, after daemon() has made / the directory.
