@@ -592,19 +592,21 @@ def test_many_services():
             lines.append(f'fleet_requests_total{{path="/p{i}"}} {i}')
             lines.append(f'fleet_queue{{shard="{i}"}} {i * 2}')
         part = w.file("part.prom", "\n".join(lines) + "\n")
+        port = free_port()
+
+        # A realistic interval: at 1s, 100,000 series a second is more
+        # than a sanitizer build of the supervisor keeps up with.
+        exporter = (f'exporter:\n  listen: ["127.0.0.1:{port}"]\n  interval: 5s\n' +
+                    (f"  user: {pmetest.TEST_USER}\n" if IS_ROOT else ""))
 
         def config(n):
-            return "services:\n" + "".join(f"""
-              app{i:03}:
-                labels: {{ instance: app{i:03} }}
-                metric_groups:
-                  part:
-                    source_type: file
-                    source: {part}
-                    content_type: prometheus
-            """ for i in range(n))
+            return exporter + "services:\n" + "".join(
+                f"  app{i:03}:\n"
+                f"    labels: {{ instance: app{i:03} }}\n"
+                f"    metric_groups:\n"
+                f"      part: {{ source_type: file, source: {part}, content_type: prometheus }}\n"
+                for i in range(n))
 
-        port = free_port()
         path = w.config(config(services), port)
         started = time.monotonic()
         pmed = Pmed(path, port)
