@@ -201,6 +201,7 @@ private:
 	    const NodePairs &defaults);
 	Node metric(Node key, Node n, const std::string &part, const std::string &content);
 	void presence(Out &o, Node key, Node filter, const std::string &content);
+	Node labels(Node n);
 	Node withTemplate(Node n, NodePairs *groupDefaults);
 	Node splitConstants(Node key, Node &gv);
 	static bool readsSomething(Node service);
@@ -573,6 +574,8 @@ Legacy::Node Legacy::group(Node key, Node n, bool standalone, const std::string 
 		} else if (kname == "type" && v->isScalar() && lower(v->value) == "static") {
 			// A standalone constant: pme's static source, a gauge.
 			legacy(k);
+		} else if (kname == "labels") {
+			keep(o, k, labels(v));
 		} else if (kname == "metrics" && !standalone && v->isMapping()) {
 			Out m = begin(v);
 			for (const auto &[mk, mv] : v->pairs)
@@ -604,6 +607,13 @@ Legacy::Node Legacy::metric(Node key, Node n, const std::string &part, const std
 			legacy(k);
 		} else if (kname == "content_type") {
 			legacy(k); // the group's (Legacy::group)
+		} else if (kname == "transform") {
+			legacy(k);
+			error(k, "'transform' (a Python expression of the original) is not read by "
+			    "pme: map the captured text with 'values' or multiply it with 'scale' "
+			    "(pme.yml(5))");
+		} else if (kname == "labels") {
+			keep(o, k, labels(v));
 		} else if (kname == "name" && !part.empty() && v->isScalar()) {
 			keep(o, k, scalar(part + v->value, v, v->style));
 		} else {
@@ -613,6 +623,27 @@ Legacy::Node Legacy::metric(Node key, Node n, const std::string &part, const std
 	if (!part.empty() && !n->find("name").first)
 		put(o, scalar("name", key), "name", scalar(part + keyOf(key), key));
 	presence(o, key, n->find("filter").second, content);
+	return done(o);
+}
+
+// Labels, less those the original read with a filter of their own over
+// the whole text: each is an error saying how pme gets the same value.
+Legacy::Node Legacy::labels(Node n)
+{
+	if (!n->isMapping())
+		return n;
+	Out o = begin(n);
+	for (const auto &[k, v] : n->pairs) {
+		if (v->isMapping() && v->find("filter").second) {
+			legacy(k);
+			error(k, "label '" + keyOf(k) + "' has a filter of its own, which pme does "
+			    "not read: take its value from a capture of the metric's filter, as "
+			    "in labels: { " + keyOf(k) + ": \"$2\" } (Capture templates in "
+			    "pme.yml(5))");
+			continue;
+		}
+		keep(o, k, v);
+	}
 	return done(o);
 }
 

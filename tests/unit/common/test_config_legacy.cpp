@@ -287,6 +287,39 @@ services:
 	CHECK(l[0].message.find("unknown key 'levle' in logging") != std::string::npos);
 }
 
+TEST(LegacyDialect, LabelFiltersAndTransformsSayHowPmeDoesIt)
+{
+	// The original's later examples read labels with filters of their own
+	// and mapped values with Python: one error each, saying what to write.
+	Errors e = errorsOf(R"Y(exporter:
+  metrics_port: 9101
+services:
+  node:
+    metric_groups:
+      status:
+        command: "goal node status"
+        labels:
+          genesis_id:
+            filter: "(?m)^Genesis ID: (.+?)$"
+          site: paris
+        metrics:
+          ready:
+            filter: "supported: (true|false)"
+            transform: "value.lower() == 'true' and 1 or 0"
+)Y");
+	UNSIGNED_LONGS_EQUAL(2, e.size());
+	LONGS_EQUAL(9, e[0].where.line);
+	LONGS_EQUAL(11, e[0].where.column);
+	CHECK_TEXT(e[0].message.find("label 'genesis_id' has a filter of its own") !=
+	    std::string::npos, e[0].message.c_str());
+	CHECK(e[0].message.find("genesis_id: \"$2\"") != std::string::npos);
+	LONGS_EQUAL(15, e[1].where.line);
+	LONGS_EQUAL(13, e[1].where.column);
+	CHECK_TEXT(e[1].message.find("'transform' (a Python expression of the original) is not "
+	    "read by pme: map the captured text with 'values'") != std::string::npos,
+	    e[1].message.c_str());
+}
+
 TEST(LegacyDialect, BadAndConflictingValuesAreErrorsWhereWritten)
 {
 	Errors e = errorsOf("exporter:\n  metrics_port: 70000\nservices: {}\n");
