@@ -51,6 +51,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <llhttp.h>
 
@@ -948,6 +949,65 @@ common::Result<void> HttpServer::listen(const std::string &address)
 	if (r < 0)
 		return common::fail(uv_strerror(r));
 	return {};
+}
+
+common::Result<std::string> HttpServer::adopt(int fd)
+{
+	std::string which = "descriptor " + std::to_string(fd);
+	auto refuse = [&](std::string why) {
+		::close(fd);
+		return common::fail(std::move(why));
+	};
+	if (impl_->closed)
+		return refuse("the server is closed");
+	sockaddr_storage ss{};
+	socklen_t sslen = sizeof ss;
+	int type = 0, accepting = 0;
+	socklen_t len = sizeof type;
+	if (getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &sslen) != 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0)
+		return refuse(common::errnoMessage(which));
+	// Connections are uv_tcp_t: a Unix socket (ListenStream=/path) or a
+	// datagram socket would need handles of another kind.
+	if ((ss.ss_family != AF_INET && ss.ss_family != AF_INET6) || type != SOCK_STREAM)
+		return refuse(which + " is not a TCP socket: pmed serves HTTP only on "
+		    "ListenStream= sockets with an IP address and a port");
+	if (!accepting)
+		return refuse(which + " is a TCP socket that is not listening");
+	char host[INET6_ADDRSTRLEN] = "";
+	int port;
+	if (ss.ss_family == AF_INET) {
+		auto *sa = reinterpret_cast<sockaddr_in *>(&ss);
+		uv_ip4_name(sa, host, sizeof host);
+		port = ntohs(sa->sin_port);
+	} else {
+		auto *sa = reinterpret_cast<sockaddr_in6 *>(&ss);
+		uv_ip6_name(sa, host, sizeof host);
+		port = ntohs(sa->sin6_port);
+	}
+	std::string address = ss.ss_family == AF_INET6
+	    ? "[" + std::string(host) + "]:" + std::to_string(port)
+	    : std::string(host) + ":" + std::to_string(port);
+
+	auto *l = new Listener;
+	l->server = impl_.get();
+	uv_tcp_init(impl_->loop, &l->tcp);
+	l->tcp.data = l;
+	int r = uv_tcp_open(&l->tcp, fd);
+	if (r < 0) {
+		uv_close(reinterpret_cast<uv_handle_t *>(&l->tcp), closeListener);
+		return refuse(which + ": " + uv_strerror(r));
+	}
+	// listen(2) again on a listening socket only sets its backlog; libuv
+	// needs this call to watch the socket.
+	r = uv_listen(reinterpret_cast<uv_stream_t *>(&l->tcp), SOMAXCONN, Impl::onConnection);
+	if (r < 0) {
+		uv_close(reinterpret_cast<uv_handle_t *>(&l->tcp), closeListener); // closes fd
+		return common::fail(which + ": " + uv_strerror(r));
+	}
+	impl_->listeners.push_back(l);
+	return address;
 }
 
 void HttpServer::close()

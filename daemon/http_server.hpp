@@ -84,6 +84,10 @@ public:
 
 	// Listen on "host:port", "[v6]:port" or ":port" (all addresses).
 	common::Result<void> listen(const std::string &address);
+	// Accept on fd, a TCP socket already bound and listening (one that
+	// systemd passed), which the server then owns.  Returns the address
+	// it listens on, written as listen() takes it.
+	common::Result<std::string> adopt(int fd);
 	// Stop accepting and close every connection.
 	void close();
 	size_t connections() const;

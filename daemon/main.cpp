@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <string>
 #include <vector>
@@ -23,6 +24,10 @@
 #include "proto/message.h"
 #include "spawner.hpp"
 #include "supervisor.hpp"
+
+#if PME_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 namespace {
 
@@ -172,6 +177,26 @@ void raiseFileLimit()
 		    static_cast<unsigned long long>(rl.rlim_cur));
 }
 
+// The listening sockets systemd passed (pmed.socket).  Taken before
+// daemon() changes the pid that LISTEN_PID names and before the spawner is
+// forked, and the variables removed: no child takes them for its own.
+std::vector<int> passedSockets()
+{
+	std::vector<int> fds;
+#if PME_HAVE_SYSTEMD
+	int n = sd_listen_fds(1);
+	if (n < 0)
+		log::fatalx(EX_OSERR, "socket activation: LISTEN_FDS: %s", std::strerror(-n));
+	for (int i = 0; i < n; i++)
+		fds.push_back(SD_LISTEN_FDS_START + i);
+#else
+	if (std::getenv("LISTEN_FDS") != nullptr)
+		log::warnx("LISTEN_FDS is set, but this pmed was built without libsystemd and "
+		    "cannot serve on the sockets systemd passes; it opens exporter.listen itself");
+#endif
+	return fds;
+}
+
 int run(int argc, char **argv)
 {
 	enum { OptOnce = 1000, OptExplain, OptVersion, OptHelp };
@@ -242,6 +267,8 @@ int run(int argc, char **argv)
 	auto sup = daemon::supervisorIdentity(config, mode);
 	if (!sup)
 		log::fatalx(EX_NOUSER, "%s", sup.error().message.c_str());
+	if (!once && !explain)
+		opts.listenFds = passedSockets();
 	if (!stayForeground && ::daemon(0, 0) < 0)
 		log::fatal(EX_OSERR, "daemon");
 

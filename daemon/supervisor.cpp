@@ -249,6 +249,7 @@ struct Supervisor::Impl {
 		std::string address;
 		bool healthOnly;
 		std::unique_ptr<HttpServer> server;
+		bool passed = false;   // a socket from systemd, kept through reloads
 	};
 	std::vector<Listener> servers;
 	// The counts of listeners a reload closed, so that the counters go on.
@@ -262,6 +263,7 @@ struct Supervisor::Impl {
 	std::deque<std::vector<uint8_t>> toSpawner;
 	UvHandle<uv_signal_t> sigterm, sigint, sighup, sigchld;
 	UvHandle<uv_timer_t> tick;
+	UvHandle<uv_timer_t> watchdog;   // WATCHDOG=1 to systemd, when it asks
 	UvHandle<uv_timer_t> shutdownTimer;
 	bool shuttingDown = false;
 	bool spawnerGone = false;
@@ -309,7 +311,9 @@ struct Supervisor::Impl {
 	void reloaded(const pme_proto_reloaded &m);
 	void applyConfig(common::Config next);
 	void relisten(const common::Config &next);
-	void sendReloadStatus(bool done);
+	void sendReloadStatus(bool done, const std::string &failure = "");
+	std::string servingStatus() const;
+	void startWatchdog();
 	void serviceExited(ServiceRuntime &svc);
 	void shutdown(int code);
 	void finish();
@@ -574,11 +578,15 @@ Result<void> WorkerLink::onBye(const pme_proto_frame &f)
 namespace {
 
 // Every address to serve on, and whether it serves /health alone.
-std::vector<std::pair<std::string, bool>> listenersOf(const common::Config &config)
+// With sockets from systemd, those stand for exporter.listen; pmed still
+// opens health_listen itself.
+std::vector<std::pair<std::string, bool>> listenersOf(const common::Config &config,
+    bool socketActivated)
 {
 	std::vector<std::pair<std::string, bool>> out;
 	for (const auto &a : config.exporter.listen)
-		out.emplace_back(a, false);
+		if (!socketActivated)
+			out.emplace_back(a, false);
 	if (!config.exporter.healthListen.empty())
 		out.emplace_back(config.exporter.healthListen, true);
 	return out;
@@ -722,7 +730,10 @@ void Supervisor::Impl::reload()
 		log::warnx("SIGHUP: a reload is already in progress; ignored");
 		return;
 	}
-	sendReloadStatus(false);
+	// Not again when the file changed under the first read: systemd
+	// counts one reload.
+	if (reloadRetries == 0)
+		sendReloadStatus(false);
 	auto loaded = common::loadConfigFile(opts.configPath);
 	if (!loaded) {
 		for (const auto &e : loaded.error())
@@ -731,7 +742,10 @@ void Supervisor::Impl::reload()
 		    opts.configPath.c_str(), loaded.error().size(),
 		    loaded.error().size() == 1 ? "" : "s");
 		store.configReloaded(false, wallNow());
-		sendReloadStatus(true);
+		reloadRetries = 0;
+		sendReloadStatus(true, log::format("%zu error%s, the first: %s",
+		    loaded.error().size(), loaded.error().size() == 1 ? "" : "s",
+		    loaded.error().front().str().c_str()));
 		return;
 	}
 	reloading = std::make_unique<common::Config>(std::move(*loaded));
@@ -743,18 +757,69 @@ void Supervisor::Impl::reload()
 		log::warnx("reload: %s; still running the previous configuration",
 		    sent.error().message.c_str());
 		reloading.reset();
+		reloadRetries = 0;
 		store.configReloaded(false, wallNow());
-		sendReloadStatus(true);
+		sendReloadStatus(true, sent.error().message);
 	}
 }
 
-// systemd's reload protocol: RELOADING=1 when it starts, READY=1 when done.
-void Supervisor::Impl::sendReloadStatus(bool done)
+// systemd's reload protocol: RELOADING=1 when it starts, with the time
+// (systemd 253's Type=notify-reload requires it, an older one ignores
+// it), and READY=1 when done, whether the new configuration was applied or
+// not: pmed serves either way.  STATUS= says which, in systemctl status.
+void Supervisor::Impl::sendReloadStatus(bool done, const std::string &failure)
 {
 #if PME_HAVE_SYSTEMD
-	sd_notify(0, done ? "READY=1" : "RELOADING=1");
+	std::string msg;
+	if (!done) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		msg = log::format("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+		    static_cast<unsigned long long>(ts.tv_sec) * 1000000ULL +
+		    static_cast<unsigned long long>(ts.tv_nsec) / 1000, opts.configPath.c_str());
+	} else if (!failure.empty()) {
+		msg = "READY=1\nSTATUS=reload failed: " + sanitize(failure, 400) +
+		    "; running the previous configuration";
+	} else {
+		msg = "READY=1\nSTATUS=" + servingStatus();
+	}
+	sd_notify(0, msg.c_str());
 #else
 	(void)done;
+	(void)failure;
+#endif
+}
+
+// "serving 3 services on 127.0.0.1:10064, 127.0.0.1:10065 (health only)"
+std::string Supervisor::Impl::servingStatus() const
+{
+	std::string where;
+	for (const auto &l : servers)
+		where += (where.empty() ? "" : ", ") + l.address +
+		    (l.healthOnly ? " (health only)" : l.passed ? " (from systemd)" : "");
+	return log::format("serving %zu service%s on %s", config.services.size(),
+	    config.services.size() == 1 ? "" : "s", where.c_str());
+}
+
+// WATCHDOG=1 from this loop, at half the interval systemd asks for
+// (WatchdogSec=): a loop that stalls, and so stops answering scrapes, has
+// pmed killed and restarted.  The spawner needs no watchdog of its own:
+// pmed stops when it dies, and the workers are watched by pmed.
+void Supervisor::Impl::startWatchdog()
+{
+#if PME_HAVE_SYSTEMD
+	uint64_t usec = 0;
+	if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0)
+		return;
+	uint64_t everyMs = std::max<uint64_t>(usec / 2000, 1);
+	uv_timer_init(loop, watchdog.get());
+	watchdog.initialized();
+	watchdog.get()->data = this;
+	uv_timer_start(watchdog.get(), [](uv_timer_t *t) noexcept {
+		if (t->data != nullptr)
+			sd_notify(0, "WATCHDOG=1");
+	}, everyMs, everyMs);
+	log::debug("systemd watchdog: every %llu ms", static_cast<unsigned long long>(everyMs));
 #endif
 }
 
@@ -769,8 +834,9 @@ void Supervisor::Impl::reloaded(const pme_proto_reloaded &m)
 	if (!m.ok) {
 		log::warnx("reload: the spawner refused the configuration: %s; still running "
 		    "the previous configuration", message.c_str());
+		reloadRetries = 0;
 		store.configReloaded(false, wallNow());
-		sendReloadStatus(true);
+		sendReloadStatus(true, "the spawner refused the configuration: " + message);
 		return;
 	}
 	if (message != reloadingDigest) {
@@ -787,7 +853,7 @@ void Supervisor::Impl::reloaded(const pme_proto_reloaded &m)
 		    opts.configPath.c_str());
 		reloadRetries = 0;
 		store.configReloaded(false, wallNow());
-		sendReloadStatus(true);
+		sendReloadStatus(true, opts.configPath + " kept changing while it was read");
 		return;
 	}
 	reloadRetries = 0;
@@ -891,12 +957,18 @@ void Supervisor::Impl::serviceExited(ServiceRuntime &svc)
 // New listen addresses are opened before old ones are closed, and an
 // address in both keeps its socket (and its connections).  If one cannot be
 // opened, pmed goes on serving where it did: the rest of the reload applies.
+// Sockets from systemd are kept whatever the file says: pmed could not
+// open them again.
 void Supervisor::Impl::relisten(const common::Config &next)
 {
-	auto wanted = listenersOf(next);
+	bool socketActivated = !opts.listenFds.empty();
+	if (socketActivated && next.exporter.listen != config.exporter.listen)
+		log::warnx("reload: exporter.listen changed, but pmed serves on the sockets systemd "
+		    "passed: change ListenStream= in pmed.socket and restart both instead");
+	auto wanted = listenersOf(next, socketActivated);
 	auto current = [&](const std::pair<std::string, bool> &w) {
 		return std::find_if(servers.begin(), servers.end(), [&](const Listener &l) {
-			return l.address == w.first && l.healthOnly == w.second;
+			return !l.passed && l.address == w.first && l.healthOnly == w.second;
 		});
 	};
 	std::vector<Listener> opened;
@@ -914,6 +986,14 @@ void Supervisor::Impl::relisten(const common::Config &next)
 		opened.push_back({w.first, w.second, std::move(*server)});
 	}
 	std::vector<Listener> now;
+	for (auto it = servers.begin(); it != servers.end();) {
+		if (it->passed) {
+			now.push_back(std::move(*it));
+			it = servers.erase(it);
+		} else {
+			++it;
+		}
+	}
 	for (const auto &w : wanted) {
 		auto it = current(w);
 		if (it != servers.end()) {
@@ -1207,11 +1287,12 @@ void Supervisor::Impl::shutdown(int code)
 	shuttingDown = true;
 	exitCode = code;
 #if PME_HAVE_SYSTEMD
-	sd_notify(0, "STOPPING=1");
+	sd_notify(0, "STOPPING=1\nSTATUS=stopping the workers");
 #endif
 	for (auto &l : servers)
 		l.server->close();
 	tick.close();
+	watchdog.close();
 	for (auto &[name, svc] : services) {
 		svc.link.reset();
 		svc.restart.close();
@@ -1310,7 +1391,25 @@ HttpResponse Supervisor::Impl::route(const HttpRequest &req, bool healthOnly)
 Result<void> Supervisor::Impl::start()
 {
 	if (!opts.once && !opts.explain) {
-		for (const auto &[addr, healthOnly] : listenersOf(config)) {
+		// Sockets from systemd serve everything; a health-only one
+		// could not be told apart.
+		for (int fd : opts.listenFds) {
+			auto server = std::make_unique<HttpServer>(loop,
+			    [this](const HttpRequest &req) { return route(req, false); });
+			auto addr = server->adopt(fd);
+			if (!addr)
+				return fail("socket from systemd: " + addr.error().message);
+			log::info("listening on %s (socket from systemd)", addr->c_str());
+			servers.push_back({*addr, false, std::move(server), true});
+		}
+		if (!opts.listenFds.empty()) {
+			std::string configured;
+			for (const auto &a : config.exporter.listen)
+				configured += (configured.empty() ? "" : ", ") + a;
+			log::info("exporter.listen (%s) is not opened: pmed serves on the socket%s "
+			    "systemd passed", configured.c_str(), opts.listenFds.size() == 1 ? "" : "s");
+		}
+		for (const auto &[addr, healthOnly] : listenersOf(config, !opts.listenFds.empty())) {
 			auto server = listen(addr, healthOnly);
 			if (!server)
 				return tl::unexpected(server.error());
@@ -1363,8 +1462,10 @@ Result<void> Supervisor::Impl::start()
 		if (!opts.explain || name == opts.explainService)
 			startService(svc);
 #if PME_HAVE_SYSTEMD
-	sd_notify(0, "READY=1");
+	std::string status = opts.once || opts.explain ? "collecting once" : servingStatus();
+	sd_notify(0, ("READY=1\nSTATUS=" + status).c_str());
 #endif
+	startWatchdog();
 	return {};
 }
 

@@ -24,6 +24,9 @@ struct SupervisorOptions {
 	std::string explainService;
 	std::vector<std::string> explainGroups;
 	std::string configPath;       // read again on SIGHUP
+	// Listening sockets systemd passed (pmed.socket): served instead of
+	// exporter.listen, for as long as pmed runs.
+	std::vector<int> listenFds;
 };
 
 class Supervisor {

@@ -71,7 +71,8 @@ echo "=== dpkg-deb -c $(basename "$deb")"
 contents=$(dpkg-deb -c "$deb" | awk '{ print $6 }' | sed 's|^\./|/|')
 # The unit directory is /lib on Debian 12, /usr/lib after it.
 for want in /usr/sbin/pmed /usr/libexec/pme/pme-worker /etc/pme/pme.yml /etc/default/pme \
-    '(/usr)?/lib/systemd/system/pmed\.service' /usr/lib/sysusers.d/pme.conf \
+    '(/usr)?/lib/systemd/system/pmed\.service' '(/usr)?/lib/systemd/system/pmed\.socket' \
+    /usr/lib/sysusers.d/pme.conf \
     /usr/share/man/man8/pmed.8.gz /usr/share/man/man8/pme-worker.8.gz \
     /usr/share/man/man5/pme.yml.5.gz /usr/share/man/man7/pme-proto.7.gz \
     /usr/share/doc/pme/copyright; do
@@ -98,6 +99,15 @@ if [ -z "$users" ] || [ -z "$start" ] || [ "$users" -gt "$start" ]; then
 fi
 if ! printf '%s\n' "$postinst" | grep -q "deb-systemd-helper.*enable.*pmed.service"; then
 	echo "FAIL: postinst does not enable pmed.service"
+	status=1
+fi
+# pmed.socket is the administrator's choice: postinst enables it again only
+# where it was enabled (the snippet of dh_installsystemd --no-enable) and
+# starts it never; it would not bind beside pmed.service.
+if ! printf '%s\n' "$postinst" | grep -q "deb-systemd-helper debian-installed 'pmed.socket'" ||
+    printf '%s\n' "$postinst" | grep -q "deb-systemd-invoke.*pmed\.socket"; then
+	printf '%s\n' "$postinst"
+	echo "FAIL: postinst enables or starts pmed.socket on installation"
 	status=1
 fi
 if [ -n "$out" ]; then

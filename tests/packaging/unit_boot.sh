@@ -5,16 +5,24 @@
 # UTS and IPC namespaces, with a private /run and its own cgroups, and
 # starts only pmed.service (DefaultDependencies=no: nothing of the host's
 # boot runs).  The unit is the configured one with its paths pointed at a
-# copy of the built pmed and pme-worker.  Checked: systemd sees READY=1,
-# /metrics has the data of a service run as pme and of one run as nobody,
-# the supervisor holds no capability, a worker can add its own seccomp
-# filter and Landlock rules, reload checks and signals, and stop leaves no
-# process behind.
-# Usage: unit_boot.sh UNIT PMED PME_WORKER [--skip REASON]
+# copy of the built pmed and pme-worker.  Checked: systemd sees READY=1
+# and pmed's status line, the watchdog is set, /metrics has the data of a
+# service run as pme and of one run as nobody, the supervisor holds no
+# capability, a worker can add its own seccomp filter and Landlock rules,
+# reload checks and signals, and stop leaves no process behind.  With SOCKET (pmed.socket), then: the socket started
+# alone starts pmed at the first connection, pmed serves on it and not on
+# exporter.listen, and a reload keeps it.
+# Usage: unit_boot.sh UNIT PMED PME_WORKER [SOCKET] [--skip REASON]
 set -u
 unit=$1 pmed=$2 worker=$3
-if [ "${4:-}" = --skip ]; then
-	echo "SKIP: $5"
+shift 3
+socket=""
+if [ -n "${1:-}" ] && [ "$1" != --skip ]; then
+	socket=$1
+	shift
+fi
+if [ "${1:-}" = --skip ]; then
+	echo "SKIP: $2"
 	exit 77
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -120,6 +128,15 @@ sed -E -e "s|^(Exec[A-Za-z]*=)[^ ]*/pmed |\1$tmp/bin/pmed |" \
     -e '/^EnvironmentFile=/d' "$unit" >"$tmp/pmed.service"
 grep -q "^ExecStart=$tmp/bin/pmed -f $tmp/pme.yml" "$tmp/pmed.service" ||
 	fail "cannot point $unit at the copy of pmed"
+sport=""
+if [ -n "$socket" ]; then
+	# The socket on a port of its own, so that what pmed serves on tells
+	# the two apart.
+	sport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	sed "s|^ListenStream=127\.0\.0\.1:10064$|ListenStream=127.0.0.1:$sport|" "$socket" >"$tmp/pmed.socket"
+	grep -qx "ListenStream=127.0.0.1:$sport" "$tmp/pmed.socket" ||
+		fail "no ListenStream=127.0.0.1:10064 in $socket to point at port $sport"
+fi
 
 # Inside the namespaces, before systemd: private /run, fresh cgroup mounts
 # rooted at our own cgroups, the user pme if this machine has none, then
@@ -153,6 +170,11 @@ cp "$tmp/pmed.service" /run/systemd/system/pmed.service
 printf '[Unit]\nDefaultDependencies=no\n[Service]\nStandardOutput=append:$tmp/pmed.log\nStandardError=inherit\n' \
 	> /run/systemd/system/pmed.service.d/boot.conf
 printf '[Unit]\nDefaultDependencies=no\nWants=pmed.service\n' > /run/systemd/system/pme-boot.target
+if [ -f "$tmp/pmed.socket" ]; then
+	cp "$tmp/pmed.socket" /run/systemd/system/pmed.socket
+	mkdir -p /run/systemd/system/pmed.socket.d
+	printf '[Unit]\nDefaultDependencies=no\n' > /run/systemd/system/pmed.socket.d/boot.conf
+fi
 exec env -i container=pme-unit-boot PATH=/usr/sbin:/usr/bin:/sbin:/bin \
 	$systemd --system --unit=pme-boot.target --log-target=console --log-level=notice
 EOT
@@ -200,6 +222,8 @@ if [ "$state" != active ]; then
 	fail "pmed.service is '$state', not active (Type=notify: READY=1 not seen?)"
 fi
 echo "pmed.service is active"
+show() { in_ns systemctl show -p "$1" --value pmed.service; }
+[ "$(show WatchdogUSec)" = 30s ] || fail "pmed.service has WatchdogUSec=$(show WatchdogUSec), not 30s"
 
 metrics=""
 for _ in $(seq 1 100); do
@@ -217,6 +241,9 @@ printf '%s\n' "$metrics" | grep -qx "boot_own_uid $pme_uid" ||
 printf '%s\n' "$metrics" | grep -qx 'boot_other_uid 65534' ||
 	fail "no command run as nobody in /metrics: $(printf '%s\n' "$metrics" | grep boot_)"
 echo "/metrics has the data of a service run as pme and of one run as nobody"
+status_text=$(show StatusText)
+[ "$status_text" = "serving 2 services on 127.0.0.1:$port" ] ||
+	fail "systemctl status shows '$status_text', not 'serving 2 services on 127.0.0.1:$port'"
 
 main=$(in_ns systemctl show -p MainPID --value pmed.service)
 status=$(in_ns cat "/proc/$main/status")
@@ -248,6 +275,49 @@ result=$(in_ns systemctl show -p Result --value pmed.service)
 left=$(in_ns ps -e -o pid=,args= | awk '$1 != 1 && $2 != "ps"')
 [ -z "$left" ] || fail "processes left after stop: $left"
 echo "reload and stop are clean"
+
+if [ -n "$socket" ]; then
+	listening() {
+		python3 -c 'import socket, sys
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2).close()
+except ConnectionRefusedError:
+    sys.exit(1)' "$1"
+	}
+	in_ns systemctl start pmed.socket || fail "systemctl start pmed.socket failed"
+	[ "$(in_ns systemctl is-active pmed.service)" != active ] ||
+		fail "pmed.service started with pmed.socket, before any connection"
+	# The first connection starts pmed.service, which serves on the socket.
+	metrics=""
+	for _ in $(seq 1 100); do
+		metrics=$(python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+		    "http://127.0.0.1:$sport/metrics" 2>/dev/null)
+		printf '%s\n' "$metrics" | grep -q '^boot_other_uid ' && break
+		sleep 0.2
+	done
+	printf '%s\n' "$metrics" | grep -qx 'boot_other_uid 65534' ||
+		fail "no data on pmed.socket's port $sport: $(printf '%s\n' "$metrics" | grep boot_)"
+	[ "$(in_ns systemctl is-active pmed.service)" = active ] ||
+		fail "pmed.service is not active after a connection to pmed.socket"
+	! listening "$port" || fail "pmed listens on exporter.listen ($port) beside pmed.socket"
+	status_text=$(show StatusText)
+	[ "$status_text" = "serving 2 services on 127.0.0.1:$sport (from systemd)" ] ||
+		fail "systemctl status shows '$status_text' under pmed.socket"
+	grep -q "listening on 127.0.0.1:$sport (socket from systemd)" "$tmp/pmed.log" ||
+		fail "pmed does not log the socket from systemd"
+	echo "pmed.socket starts pmed at the first connection, which serves on it alone"
+	in_ns systemctl reload pmed.service || fail "systemctl reload pmed failed under pmed.socket"
+	[ "$(grep -c 'SIGHUP' "$tmp/pmed.log")" -ge 2 ] || fail "the second reload did not reach pmed"
+	listening "$sport" || fail "pmed.socket's port $sport is closed after a reload"
+	python3 -c 'import sys, urllib.request
+urllib.request.urlopen(sys.argv[1], timeout=5).read()' "http://127.0.0.1:$sport/metrics" ||
+		fail "no answer on pmed.socket's port after a reload"
+	in_ns systemctl stop pmed.socket pmed.service || fail "systemctl stop pmed.socket pmed.service failed"
+	left=$(in_ns ps -e -o pid=,args= | awk '$1 != 1 && $2 != "ps"')
+	[ -z "$left" ] || fail "processes left after stop: $left"
+	echo "a reload keeps pmed.socket's socket, and stop is clean"
+fi
 in_ns systemctl exit >/dev/null 2>&1
 for _ in $(seq 1 50); do kill -0 "$outer" 2>/dev/null || break; sleep 0.1; done
 # Gone: its pid may be reused, so cleanup must not kill it.
