@@ -734,7 +734,10 @@ void Supervisor::Impl::reload()
 	// counts one reload.
 	if (reloadRetries == 0)
 		sendReloadStatus(false);
-	auto loaded = common::loadConfigFile(opts.configPath);
+	common::LoadNotes notes;
+	auto loaded = common::loadConfigFile(opts.configPath, &notes);
+	for (const auto &w : notes.warnings)
+		log::warnx("reload: %s", w.str().c_str());
 	if (!loaded) {
 		for (const auto &e : loaded.error())
 			log::warnx("reload: %s", e.str().c_str());

@@ -15,6 +15,8 @@ import json
 import os
 import pwd
 import re
+import signal
+import time
 
 import pmetest
 from pmetest import IS_ROOT, Pmed, Workdir, free_port, run_pmed, value
@@ -204,6 +206,15 @@ def test_guide_serve():
         assert groups["status"]["up"] is True, body
         w.file("example.service.status", INACTIVE)
         pmed.wait_for(lambda b: value(b, "example_is_running") == 0, "is_running 0")
+        # A reload reads the file in its dialect again, warnings and all.
+        pmed.proc.send_signal(signal.SIGHUP)
+        line, col = line_of(cfg, "metrics_port:")
+        deadline = time.time() + 10
+        while f"reload: {cfg}:{line}:{col}: 'metrics_port'" not in pmed.log():
+            assert time.time() < deadline, f"no reload warning:\n{pmed.log()}"
+            time.sleep(0.1)
+        assert "still running the previous configuration" not in pmed.log(), pmed.log()
+        assert value(pmed.metrics(), "pme_config_last_reload_successful") == 1
         assert pmed.stop() == 0, pmed.log()
     finally:
         pmed.stop()
