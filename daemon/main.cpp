@@ -265,6 +265,16 @@ int run(int argc, char **argv)
 		return EX_USAGE;
 
 	auto sup = daemon::supervisorIdentity(config, mode);
+	if (!sup && (once || explain) && mode == daemon::PrivMode::Root &&
+	    config.exporter.user == common::ExporterConfig{}.user) {
+		// The package creates the user pme; a one-shot run of a file
+		// that names no exporter.user (a configuration of the original
+		// PME, say) on a machine without it still runs, as nobody.
+		log::warnx("%s; %s runs the supervisor, and services without run_as, as nobody",
+		    sup.error().message.c_str(), once ? "--once" : "--explain");
+		config.exporter.user = "nobody";
+		sup = daemon::supervisorIdentity(config, mode);
+	}
 	if (!sup)
 		log::fatalx(EX_NOUSER, "%s", sup.error().message.c_str());
 	if (!once && !explain)

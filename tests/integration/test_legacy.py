@@ -55,8 +55,9 @@ def data_dir(w, name, sizes):
     return total
 
 
-def legacy_config(w, fixture, ports):
-    """The fixture with its placeholders filled in, written to w."""
+def legacy_config(w, fixture, ports, as_written=False):
+    """The fixture with its placeholders filled in, written to w; unless
+    as_written, with exporter.user set to the test user when root."""
     with open(os.path.join(DATA, fixture)) as f:
         text = f.read()
     user, group = service_user()
@@ -65,7 +66,7 @@ def legacy_config(w, fixture, ports):
     for k, v in subs.items():
         text = text.replace(k, v)
     assert "@" not in text, f"unfilled placeholder in {fixture}"
-    if IS_ROOT:
+    if IS_ROOT and not as_written:
         # As root pmed switches to exporter.user, whose default (pme)
         # this machine may not have; the original ran as root.
         indent = re.search(r"^exporter:\n( +)", text, re.M).group(1)
@@ -81,21 +82,36 @@ def line_of(path, needle):
     raise AssertionError(f"{needle!r} not in {path}")
 
 
-def guide(w, ports):
+def guide(w, ports, as_written=False):
     w.file("example.service.status", ACTIVE)
     size = data_dir(w, "example", [1000, 23456])
-    return legacy_config(w, GUIDE, ports), size
+    return legacy_config(w, GUIDE, ports, as_written), size
 
 
-def shipped(w, ports):
+def shipped(w, ports, as_written=False):
     w.file("goal-node-status.txt", GOAL.format(sync="12.5"))
     size = data_dir(w, "algorand", [4096, 777, 1])
-    return legacy_config(w, SHIPPED, ports), size
+    return legacy_config(w, SHIPPED, ports, as_written), size
 
 
-def once(cfg):
+def pme_user_exists():
+    try:
+        pwd.getpwnam("pme")
+        return True
+    except KeyError:
+        return False
+
+
+def once(cfg, as_written=False):
+    """pmed --once of cfg.  A file as its operator wrote it names no
+    exporter.user: as root without the package's user pme, it runs as
+    nobody, saying so."""
     r = run_pmed("--once", "-f", cfg)
     assert r.returncode == 0, f"--once exit {r.returncode}: {r.stderr}"
+    if as_written and IS_ROOT and not pme_user_exists():
+        assert "user 'pme' does not exist (exporter.user)" in r.stderr, r.stderr
+        assert "--once runs the supervisor, and services without run_as, as nobody" in \
+            r.stderr, r.stderr
     return r.stdout
 
 
@@ -173,8 +189,8 @@ def test_guide_once():
     once it does not; data_size_bytes is what du -sb says."""
     w = Workdir()
     try:
-        cfg, size = guide(w, (free_port(), free_port()))
-        out = once(cfg)
+        cfg, size = guide(w, (free_port(), free_port()), as_written=True)
+        out = once(cfg, as_written=True)
         assert value(out, "example_is_running") == 1, out
         assert value(out, "example_data_size_bytes") == size, f"want {size}:\n{out}"
         assert "# HELP example_data_size_bytes Data directory size" in out, out
@@ -227,8 +243,8 @@ def test_shipped_once():
     value_on_error) when goal says nothing of it; the data store's size."""
     w = Workdir()
     try:
-        cfg, size = shipped(w, (free_port(), 0))
-        out = once(cfg)
+        cfg, size = shipped(w, (free_port(), 0), as_written=True)
+        out = once(cfg, as_written=True)
         assert value(out, "algorand_node_status_sync_time") == 12.5, out
         assert value(out, "algorand_node_data_store_bytes") == size, f"want {size}:\n{out}"
         w.file("goal-node-status.txt", "Error: Data directory not initialized\n")
