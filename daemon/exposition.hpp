@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: ISC
 // Writing the exposition: the text format 0.0.4 and OpenMetrics 1.0, the
-// choice between them (Accept), and gzip in two parts (Accept-Encoding).
+// choice between them (Accept), and gzip in pieces (Accept-Encoding).
 #pragma once
 
 #include <cstdint>
@@ -121,20 +121,24 @@ std::string_view sampleLabels(std::string_view line, size_t nameLen, bool timest
 
 // ---- gzip ----
 
-// A gzip member (RFC 1952) made in two parts, so that the part of a body
-// that stays the same from one scrape to the next is compressed once:
-// gzipHead() compresses the data (header, then raw deflate ended by a sync
-// flush: byte-aligned and not final), gzipTail() compresses what follows
-// it on each request and ends the member (a final deflate stream, then the
-// CRC-32 and length of both together, from crc32_combine()).  head.bytes
-// followed by gzipTail(head, rest) is one gzip member of data + rest.
-struct GzipHead {
+// A body served with gzip is one gzip member (RFC 1952): gzipHeader(),
+// the pieces of the body that stay the same from one scrape to the next,
+// each deflated once (deflatePiece()), and gzipTail() for the part made
+// on each request.
+std::string_view gzipHeader();
+// One piece as raw deflate ended by a sync flush (byte-aligned, nothing
+// final), so that another piece or the tail can follow it, and its CRC-32.
+struct Deflated {
 	std::string bytes;
-	uint32_t crc = 0;  // CRC-32 of the data
-	uint32_t size = 0; // its length mod 2^32
+	uint32_t crc = 0;
 };
-GzipHead gzipHead(std::string_view data);
-std::string gzipTail(const GzipHead &head, std::string_view rest);
+Deflated deflatePiece(std::string_view text);
+// The CRC-32 of a text A followed by B, from theirs and B's length.
+uint32_t crc32Combine(uint32_t crcA, uint32_t crcB, uint64_t lengthB);
+// The end of a member whose pieces so far inflate to `size` bytes of
+// CRC-32 `crc`: `rest` in stored blocks (not compressed), the last one
+// final, then the trailer.
+std::string gzipTail(uint32_t crc, uint64_t size, std::string_view rest);
 
 // Names as the text format accepts them: [a-zA-Z_:][a-zA-Z0-9_:]* for
 // metrics, [a-zA-Z_][a-zA-Z0-9_]* (not starting with "__") for labels.

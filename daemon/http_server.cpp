@@ -178,6 +178,7 @@ struct WriteReq {
 	Connection *conn;
 	std::string head;
 	std::shared_ptr<const std::string> body;
+	std::shared_ptr<const SharedBuffers> pieces;
 	std::shared_ptr<const std::string> tail;
 };
 
@@ -481,7 +482,8 @@ void Connection::send(const HttpResponse &resp, bool headOnly, bool closeAfter)
 {
 	auto *w = new WriteReq;
 	w->conn = this;
-	size_t length = (resp.body ? resp.body->size() : 0) + (resp.tail ? resp.tail->size() : 0);
+	size_t length = (resp.body ? resp.body->size() : 0) + (resp.pieces ? resp.pieces->size : 0) +
+	    (resp.tail ? resp.tail->size() : 0);
 	std::string &h = w->head;
 	h.reserve(256);
 	h += "HTTP/1.1 ";
@@ -511,25 +513,35 @@ void Connection::send(const HttpResponse &resp, bool headOnly, bool closeAfter)
 		h += "Connection: keep-alive\r\n";
 	h += "\r\n";
 
-	uv_buf_t bufs[3];
-	unsigned n = 1;
-	bufs[0] = uv_buf_init(h.data(), static_cast<unsigned>(h.size()));
-	// uv_buf_t is not const; libuv only reads from it.
-	if (!headOnly && resp.body && !resp.body->empty()) {
+	// uv_buf_t is not const; libuv only reads from it, and copies the
+	// array itself.
+	std::vector<uv_buf_t> bufs;
+	bufs.reserve(2 + (resp.pieces && !headOnly ? resp.pieces->pieces.size() : 0));
+	bufs.push_back(uv_buf_init(h.data(), static_cast<unsigned>(h.size())));
+	auto add = [&](const std::string &piece) {
+		if (!piece.empty())
+			bufs.push_back(uv_buf_init(const_cast<char *>(piece.data()),
+			    static_cast<unsigned>(piece.size())));
+	};
+	if (!headOnly && resp.body) {
 		w->body = resp.body;
-		bufs[n++] = uv_buf_init(const_cast<char *>(w->body->data()),
-		    static_cast<unsigned>(w->body->size()));
+		add(*w->body);
 	}
-	if (!headOnly && resp.tail && !resp.tail->empty()) {
+	if (!headOnly && resp.pieces) {
+		w->pieces = resp.pieces;
+		for (const auto &p : w->pieces->pieces)
+			add(*p);
+	}
+	if (!headOnly && resp.tail) {
 		w->tail = resp.tail;
-		bufs[n++] = uv_buf_init(const_cast<char *>(w->tail->data()),
-		    static_cast<unsigned>(w->tail->size()));
+		add(*w->tail);
 	}
 	w->req.data = w;
 	closeAfterWrite = closeAfterWrite || closeAfter;
 	answered = true;
 	enter(Phase::Responding);
-	int r = uv_write(&w->req, reinterpret_cast<uv_stream_t *>(&tcp), bufs, n, onWrite);
+	int r = uv_write(&w->req, reinterpret_cast<uv_stream_t *>(&tcp), bufs.data(),
+	    static_cast<unsigned>(bufs.size()), onWrite);
 	if (r < 0) {
 		delete w;
 		common::log::debug("http: write: %s", uv_strerror(r));

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "daemon/shared_buffers.hpp"
 
 namespace pme::daemon {
 
@@ -27,8 +28,10 @@ struct HttpResponse {
 	std::string contentType = "text/plain; charset=utf-8";
 	// Shared so that the pre-rendered exposition is sent without a copy.
 	std::shared_ptr<const std::string> body;
-	// Sent right after body, as a second buffer of the same write: the
-	// small part of a body that changes on every request.
+	// Sent after body, each piece a buffer of the same write.
+	std::shared_ptr<const SharedBuffers> pieces;
+	// Sent last, in the same write: the small part of a body that changes
+	// on every request.
 	std::shared_ptr<const std::string> tail;
 	std::vector<std::pair<std::string, std::string>> headers; // extra headers
 };

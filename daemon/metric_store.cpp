@@ -9,29 +9,37 @@
 // caller stops that worker).  The help text and type always come from the
 // config, never from the worker.
 //
-// Rendering is split so that a scrape costs a concatenation, not a render.
-// Each (group, family) pair is a Fragment holding its series already
-// rendered as text lines when the result is applied.  Fragments of one
+// Rendering is split so that a scrape costs no render and no copy.  Each
+// (group, family) pair is a Fragment holding its series already rendered
+// as text lines, one text for all of them, when the result is applied;
+// beside the text, each series keeps a 32-byte record (a hash of its
+// labels, the value on its line, where the line is), and no other copy of
+// its labels.  A result that sends the series it sent last time, as most
+// do, is compared with these records and renders nothing; a series whose
+// value changed is rendered again, the others copied.  Fragments of one
 // family name, from every group of every service in config order, make a
 // MergedFamily: one HELP/TYPE header and all its samples contiguous, as the
-// format requires.  A merged family's text is re-joined only when one of
-// its fragments changed, and that is also where a series exported by two
-// services is noticed (keys compared in a set) and the later one dropped,
-// so the output stays valid whatever the workers send.  The body of a
-// scrape is served in two buffers: the joined merged texts, shared from one
-// change to the next, and the self-metrics: the cached per-group status
-// block (pme_source_* and pme_worker_*, re-rendered when a status changed)
-// and a few volatile lines (scrape counter, process metrics) read at render
-// time.  exposition() joins the two for --once, behind a version counter
-// bumped by every change.
+// format requires.  The body of a scrape is a list of pieces (SharedBuffers,
+// sent as one write of many buffers): each family's header and each
+// fragment's text, shared with the store, and rebuilt (pointers, not
+// bytes) when a family changed.  That is also where a series exported by
+// two services is noticed (keys compared in a set) and the later one
+// dropped, from a copy of its fragment's text, so the output stays valid
+// whatever the workers send.  The self-metrics follow in one more buffer:
+// the cached per-group status block (pme_source_* and pme_worker_*,
+// re-rendered when a status changed) and a few volatile lines (scrape
+// counter, process metrics) read at render time.  exposition() joins the
+// two for --once, behind a version counter bumped by every change.
 //
 // Both formats are served from the same sample lines.  A merged family
-// keeps its OpenMetrics text beside its 0.0.4 text, each with its own
-// dirty flag: the OpenMetrics text is made from the 0.0.4 lines (see
-// exposition.cpp) the first time a client asks for OpenMetrics after the
-// family changed, so an exporter scraped only in 0.0.4 never renders it.
-// Each format has its own joined body, status block and gzip of the body,
-// the latter made on the first gzip request after a join.
+// keeps its OpenMetrics text, in one piece, beside its 0.0.4 pieces, each
+// with its own dirty flag: the OpenMetrics text is made from the 0.0.4
+// lines (see exposition.cpp) the first time a client asks for OpenMetrics
+// after the family changed, so an exporter scraped only in 0.0.4 never
+// renders it.  With gzip, each piece is deflated on its own, on the first
+// gzip request after it was made, and the pieces are one deflate stream
+// (exposition.cpp).  The OpenMetrics texts and the deflated pieces are
+// dropped when no client asked for them for CacheKept seconds.
 //
 // A group with content_type prometheus declares no family: it imports
 // whatever the source exposes.  Its fragments are created as families
@@ -75,7 +83,9 @@
 #include <jansson.h>
 
 #include <algorithm>
+#include <utility>
 #include <array>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -91,6 +101,7 @@
 #include "common/c_deleter.hpp"
 #include "common/log.hpp"
 #include "daemon/exposition.hpp"
+#include "daemon/series_key.hpp"
 #include "pme_build.h"
 
 namespace pme::daemon {
@@ -118,6 +129,11 @@ constexpr size_t MaxImportedFamilies = 20000;
 // Seconds a counter's state is kept after its series was last seen: longer
 // than the slowest restart of a worker (5 minutes) with room to spare.
 constexpr double CounterStateKept = 3600;
+// Seconds the OpenMetrics text and the deflated pieces of a format are
+// kept after the last request that used them: longer than any scrape
+// interval, so that a scraper that uses them never waits for them; a
+// client that asked once does not make pmed hold them for good.
+constexpr double CacheKept = 600;
 // Error texts from workers are kept for /health; bound what is kept.
 constexpr size_t MaxErrorText = 512;
 
@@ -147,26 +163,47 @@ bool reservedName(const std::string &name)
 	return false;
 }
 
+// A run of the body, immutable once made: a family's header, the samples
+// one group exports of it, or a family in OpenMetrics.  Bodies being sent
+// share it.  Its deflated form is made on the first gzip request after it
+// was, and dropped when no client asked for gzip for a while (CacheKept).
+struct Piece {
+	std::string text;
+	std::shared_ptr<const Deflated> gz;
+};
+using PiecePtr = std::shared_ptr<Piece>;
+
+// One series of a fragment: where its line is in the fragment's text, and
+// what the line was made from, so that a result that sends it again
+// unchanged costs a comparison and no rendering.
 struct Series {
-	std::string key;        // suffix and sorted labels: identity within the family
-	std::string line;       // the rendered sample line, in the 0.0.4 format
-	double updated = 0;
+	uint64_t key = 0;  // seriesKeys(): its identity within the family
+	double value = 0;  // on the line: a counter's exposed value, not the raw one
 	// Of a counter, or of a histogram's or summary's _bucket, _sum or
 	// _count: since when the store has counted it (CounterState), NaN
 	// for the other samples.  OpenMetrics' _created.
 	double created = std::numeric_limits<double>::quiet_NaN();
-	bool timestamped = false; // the line ends with a timestamp (ms)
+	uint32_t offset = 0;
+	uint32_t length : 31 = 0;
+	uint32_t timestamped : 1 = 0; // the line ends with a timestamp (ms)
 };
 
-// One family of one group: the series it last reported.
+// One family of one group: the series it last reported, their lines in
+// one text, the 0.0.4 format.
 struct Fragment {
 	std::string name;
 	MetricType type = MetricType::Gauge;
+	PiecePtr text;          // null when there is no series
 	std::vector<Series> series;
-	double oldest = 0;      // smallest Series::updated, for expire()
+	double updated = 0;     // when the series were sent: all come in one result
 	bool imported = false;  // created by a result, not by the config
 	bool observed = false;  // a histogram or summary the worker observes itself
 	size_t merged = NoIndex; // index in Impl::merged_, NoIndex when not exported
+
+	std::string_view line(const Series &s) const
+	{
+		return std::string_view(text->text).substr(s.offset, s.length);
+	}
 };
 
 struct CounterState {
@@ -180,6 +217,10 @@ struct CounterState {
 	double created = 0;
 };
 
+// Series key -> state of a counter, or of a histogram's or summary's
+// _bucket, _sum or _count.
+using CounterStates = KeyMap<CounterState>;
+
 struct GroupState {
 	std::string key;
 	double staleAfter = 15; // seconds
@@ -190,9 +231,9 @@ struct GroupState {
 	size_t importedFamilies = 0;
 	uint64_t rejected = 0;  // families refused (imports)
 	std::string lastRejected;
-	// family name, '\0', series key -> state of a counter, or of a
-	// histogram's or summary's _bucket, _sum or _count
-	std::unordered_map<std::string, CounterState> counters;
+	// By family name: kept apart from the fragments, as a counter's state
+	// outlives its series (expire()) and goes on through a reload.
+	std::unordered_map<std::string, CounterStates> counters;
 	double countersOldest = std::numeric_limits<double>::infinity();
 
 	bool reported = false;
@@ -233,21 +274,19 @@ struct MergedFamily {
 	std::string help;
 	std::string unit;           // OpenMetrics UNIT (config, or the import), "" none
 	std::vector<Part> parts;    // config order, then imported ones as they came
-	std::string text;           // header and samples, "" when no sample
+	PiecePtr head;              // HELP and TYPE in 0.0.4, made once
+	// What it serves in 0.0.4: head, then each part's text, or a copy
+	// without the series an earlier part exports; none when no sample.
+	std::vector<PiecePtr> pieces;
 	bool dirty = true;
-	// The same in OpenMetrics, rendered only when a client asks for
-	// OpenMetrics after a change, so that a text-only scraper pays nothing.
-	std::string om;
+	// The same in OpenMetrics, in one piece, rendered only when a client
+	// asks for OpenMetrics after a change, so that a text-only scraper
+	// pays nothing.
+	PiecePtr om;
 	bool omDirty = true;
 	// Series exported twice were counted and logged since the last
 	// change, by whichever format was rendered first.
 	bool counted = false;
-
-	void changed()
-	{
-		dirty = omDirty = true;
-		counted = false;
-	}
 	// Where it goes in the body: declared families in config order, then
 	// imported ones by service and group in config order and, within a
 	// group, in the order they first appeared, whatever order the
@@ -257,12 +296,20 @@ struct MergedFamily {
 
 // What one format serves.
 struct Body {
-	std::shared_ptr<const std::string> data; // the joined families
-	uint64_t joins = 0;                      // how many times data was joined
-	std::shared_ptr<const GzipHead> gzip;    // data compressed...
-	uint64_t gzipOf = 0;                     // ...as joined the gzipOf-th time
-	std::string status;                      // status block of the self-metrics
+	// The families' pieces in order; rebuilt (pointers, not bytes) when
+	// a family changed.
+	std::shared_ptr<const SharedBuffers> data;
+	std::vector<PiecePtr> pieces;          // the same pieces, for gzip
+	uint64_t version = 0;                  // Impl::dataVersion data was built at
+	std::shared_ptr<const SharedBuffers> gzip; // gzipHeader() and the pieces deflated
+	uint32_t crc = 0;                      // of data
+	uint64_t gzipVersion = 0;              // the version gzip was made of
+	std::string status;                    // status block of the self-metrics
 	bool statusDirty = true;
+	// Impl::clock at the last request for this format, with and without
+	// gzip: what a cache no client uses is dropped by.
+	double asked = 0;
+	double gzipAsked = 0;
 };
 
 bool isDown(WorkerState s)
@@ -325,56 +372,6 @@ std::string sanitize(const std::string &text)
 	return out;
 }
 
-// Identity of a series within its family: the suffix and every label
-// (constant ones included) sorted by name, values length-prefixed so that
-// no value can imitate a separator.
-std::string seriesKey(const std::string &suffix, const std::vector<common::Label> &labels,
-    const common::Pairs &constLabels)
-{
-	std::vector<std::pair<const std::string *, const std::string *>> all;
-	all.reserve(labels.size() + constLabels.size());
-	for (const auto &l : labels)
-		all.emplace_back(&l.name, &l.value);
-	for (const auto &[n, v] : constLabels)
-		all.emplace_back(&n, &v);
-	std::sort(all.begin(), all.end(),
-	    [](const auto &a, const auto &b) { return *a.first < *b.first; });
-	std::string key = suffix;
-	for (const auto &[n, v] : all) {
-		key += '|';
-		key += *n;
-		key += '=';
-		key += std::to_string(v->size());
-		key += ':';
-		key += *v;
-	}
-	return key;
-}
-
-// Key of a series in GroupState::counters.
-std::string stateKey(const std::string &family, const std::string &seriesKey)
-{
-	std::string key = family;
-	key += '\0';
-	key += seriesKey;
-	return key;
-}
-
-// The histogram or summary series a sample belongs to: its _bucket, _sum
-// and _count samples share every label but le.
-std::string setKey(MetricType type, const std::vector<common::Label> &labels,
-    const common::Pairs &constLabels)
-{
-	if (type != MetricType::Histogram)
-		return seriesKey("", labels, constLabels);
-	std::vector<common::Label> rest;
-	rest.reserve(labels.size());
-	for (const auto &l : labels)
-		if (l.name != "le")
-			rest.push_back(l);
-	return seriesKey("", rest, constLabels);
-}
-
 // The labels a sample is exported with.  A constant label of the service
 // wins over a sample's own label of the same name: the output never
 // repeats a name.  `own` holds them when some had to be left out.
@@ -382,6 +379,12 @@ const std::vector<common::Label> &exportedLabels(const common::Sample &s,
     const common::Pairs &constLabels, std::vector<common::Label> &own)
 {
 	if (constLabels.empty())
+		return s.labels;
+	bool any = false;
+	for (const auto &l : s.labels)
+		for (const auto &c : constLabels)
+			any = any || c.first == l.name;
+	if (!any)
 		return s.labels;
 	own.clear();
 	for (const auto &l : s.labels) {
@@ -419,21 +422,21 @@ struct Tracked {
 // Counts that are NaN or negative are not usable and leave the state as it
 // was; a _sum may be negative, and one that is not finite (an observation
 // of +Inf makes it +Inf) is exposed as sent, the state left as it was.
-std::optional<Tracked> track(GroupState &g, std::string key, const std::string &suffix,
-    double raw, Reset reset, double now)
+std::optional<Tracked> track(GroupState &g, CounterStates &states, uint64_t key,
+    const std::string &suffix, double raw, Reset reset, double now)
 {
 	constexpr double none = std::numeric_limits<double>::quiet_NaN();
 	bool sum = suffix == "_sum";
 	bool usable = std::isfinite(raw) && (raw >= 0 || sum);
-	auto it = g.counters.find(key);
-	if (it == g.counters.end()) {
+	CounterState *state = states.find(key);
+	if (!state) {
 		if (!usable)
 			return sum ? std::optional<Tracked>({raw, none}) : std::nullopt;
-		g.counters.emplace(std::move(key), CounterState{raw, raw, now, now});
+		states.insert(key, CounterState{raw, raw, now, now});
 		g.countersOldest = std::min(g.countersOldest, now);
 		return Tracked{raw, now};
 	}
-	CounterState &c = it->second;
+	CounterState &c = *state;
 	c.lastSeen = now;
 	if (!usable) {
 		// Its series restarted from zero: so does its next usable value.
@@ -449,39 +452,21 @@ std::optional<Tracked> track(GroupState &g, std::string key, const std::string &
 	return Tracked{c.exposed, c.created};
 }
 
-// The histogram or summary series of a result that were reset: their
-// _count or one of their buckets went down since the last result.  The
-// first of duplicate samples is the one that counts, as in applyFamily.
-std::unordered_set<std::string> resetSets(const GroupState &g, const Fragment &frag,
-    const common::Pairs &constLabels, const std::vector<const common::Family *> &fams)
-{
-	std::unordered_set<std::string> resets, seen;
-	std::vector<common::Label> own;
-	for (const common::Family *fam : fams) {
-		for (const auto &s : fam->samples) {
-			if (s.suffix != "_bucket" && s.suffix != "_count")
-				continue;
-			const auto &labels = exportedLabels(s, constLabels, own);
-			std::string key = seriesKey(s.suffix, labels, constLabels);
-			auto it = g.counters.find(stateKey(frag.name, key));
-			if (!seen.insert(std::move(key)).second || it == g.counters.end())
-				continue;
-			if (std::isfinite(s.value) && s.value >= 0 && s.value < it->second.lastRaw)
-				resets.insert(setKey(frag.type, labels, constLabels));
-		}
-	}
-	return resets;
-}
-
 // The histograms and summaries a worker observes start again from zero in
 // the next worker: all of their next values are new.
 void restartObserved(GroupState &g)
 {
-	for (auto &[key, c] : g.counters) {
-		auto it = g.fragmentIndex.find(key.substr(0, key.find('\0')));
-		if (it != g.fragmentIndex.end() && g.fragments[it->second].observed)
-			c.lastRaw = 0;
+	for (auto &[family, states] : g.counters) {
+		auto it = g.fragmentIndex.find(family);
+		if (it == g.fragmentIndex.end() || !g.fragments[it->second].observed)
+			continue;
+		states.forEach([](uint64_t, CounterState &c) { c.lastRaw = 0; });
 	}
+}
+
+bool sameBits(double a, double b)
+{
+	return std::bit_cast<uint64_t>(a) == std::bit_cast<uint64_t>(b);
 }
 
 common::Result<void> checkSample(const common::Family &fam, const common::Sample &s)
@@ -627,10 +612,14 @@ struct MetricStore::Impl {
 	std::unordered_map<std::string, size_t> serviceIndex; // name and key
 	std::vector<MergedFamily> merged;
 
-	uint64_t version = 1;
+	uint64_t version = 1;     // bumped by every change, self-metrics included
+	uint64_t dataVersion = 1; // bumped by every change of a family
 	uint64_t renderedVersion = 0;
 	std::shared_ptr<const std::string> cached;
 	std::array<Body, FormatCount> bodies;     // by Format
+	// The latest time apply(), expire() or setWorkerState() was given: what
+	// Body::asked is measured in.
+	double clock = 0;
 
 	std::unordered_map<std::string, size_t> mergedIndex; // family name -> merged
 	std::vector<size_t> joinOrder; // indices of merged, sorted by MergedFamily::order
@@ -643,6 +632,12 @@ struct MetricStore::Impl {
 	std::set<std::pair<std::string, std::string>> loggedRejections; // (family, service)
 	std::set<std::string> loggedClashes; // families left out of OpenMetrics
 	double btime = 0;
+	ProcessStats processStats;
+	double processStatsAt = 0; // CLOCK_MONOTONIC seconds
+	// Reused by applyFamily() from one result to the next.
+	std::vector<SeriesKeys> keys;
+	KeySet seenKeys;
+	std::string sampleName;
 
 	explicit Impl(const common::Config &config);
 	ServiceState *findService(const std::string &name);
@@ -653,21 +648,43 @@ struct MetricStore::Impl {
 			for (auto &b : bodies)
 				b.statusDirty = true;
 	}
+	// A family's samples changed: both formats render it again.  What
+	// holds the old texts goes now, not at the next scrape, so that they
+	// are freed as soon as no response is sending them: the lists of
+	// every body, the family's OpenMetrics text and its list of pieces.
+	void changed(MergedFamily &m)
+	{
+		m.dirty = m.omDirty = true;
+		m.counted = false;
+		m.pieces.clear();
+		m.om.reset();
+		dataVersion++;
+		for (auto &b : bodies) {
+			b.data.reset();
+			b.pieces.clear();
+			b.gzip.reset();
+		}
+	}
 	void markDirty(const Fragment &f)
 	{
 		if (f.merged != NoIndex)
-			merged[f.merged].changed();
+			changed(merged[f.merged]);
 	}
 	void applyFamily(ServiceState &svc, GroupState &g, Fragment &frag,
 	    const std::vector<const common::Family *> &fams, double now);
+	std::unordered_set<uint64_t, KeyHash> resetSets(const GroupState &g, const Fragment &frag,
+	    const std::vector<const common::Family *> &fams);
 	common::Result<size_t> importFamily(ServiceState &svc, GroupState &g,
 	    const common::Family &fam);
 	void reject(ServiceState &svc, GroupState &g, const std::string &family,
 	    const std::string &why);
+	void countDuplicate(const MergedFamily &m, const ServiceState &svc,
+	    const ServiceState &first, std::string_view line);
 	template <typename Fn> void forEachExported(MergedFamily &m, Fn &&fn);
 	void renderFamily(MergedFamily &m);
 	void renderFamilyOm(MergedFamily &m);
 	void join(Format format);
+	void dropCaches();
 	void renderStatus(Format format);
 	void appendVolatile(std::string &out, Format format);
 };
@@ -766,61 +783,192 @@ ServiceState *MetricStore::Impl::findService(const std::string &name)
 	return it == serviceIndex.end() ? nullptr : &services[it->second];
 }
 
+// The histogram or summary series of a result that were reset: their
+// _count or one of their buckets went down since the last result.  The
+// first of duplicate samples is the one that counts, as in applyFamily.
+// Uses the keys applyFamily() computed, one per sample in order.
+std::unordered_set<uint64_t, KeyHash> MetricStore::Impl::resetSets(const GroupState &g,
+    const Fragment &frag, const std::vector<const common::Family *> &fams)
+{
+	std::unordered_set<uint64_t, KeyHash> resets;
+	auto cit = g.counters.find(frag.name);
+	if (cit == g.counters.end())
+		return resets;
+	const CounterStates &states = cit->second;
+	// Samples that went down; a reset only if each is the first of its key.
+	std::vector<size_t> drops;
+	size_t k = 0;
+	for (const common::Family *fam : fams) {
+		for (const auto &s : fam->samples) {
+			size_t i = k++;
+			if (s.suffix != "_bucket" && s.suffix != "_count")
+				continue;
+			const CounterState *c = states.find(keys[i].series);
+			if (c && std::isfinite(s.value) && s.value >= 0 && s.value < c->lastRaw)
+				drops.push_back(i);
+		}
+	}
+	if (drops.empty())
+		return resets;
+	std::unordered_map<uint64_t, size_t, KeyHash> first;
+	for (size_t i = 0; i < keys.size(); i++)
+		first.emplace(keys[i].series, i);
+	for (size_t i : drops)
+		if (first[keys[i].series] == i)
+			resets.insert(keys[i].set);
+	return resets;
+}
+
 // The fragment's series become exactly those sent: a series missing from a
 // family that was sent is gone (a json node that is null this cycle); a
 // family not sent at all keeps its series until they are stale.
+//
+// Most results send what the last one did, in the same order and often
+// with the same values: while that holds, the series are compared with
+// the last ones and nothing is rendered.  At the first series that
+// differs, a new text starts with a copy of the lines so far; from there,
+// a series sent as before is copied, another one rendered.  A fragment
+// whose series all stayed the same keeps its text, and its family is not
+// rendered again nor its gzip remade.
 void MetricStore::Impl::applyFamily(ServiceState &svc, GroupState &g, Fragment &frag,
     const std::vector<const common::Family *> &fams, double now)
 {
-	std::unordered_set<std::string> resets;
-	if (frag.type == MetricType::Histogram || frag.type == MetricType::Summary)
-		resets = resetSets(g, frag, svc.labels, fams);
-	std::vector<Series> fresh;
-	std::unordered_set<std::string> keys;
 	std::vector<common::Label> own;
+	uint64_t constSum = constantSum(svc.labels);
+	keys.clear();
+	for (const common::Family *fam : fams)
+		for (const auto &s : fam->samples)
+			keys.push_back(seriesKeys(frag.type, s.suffix,
+			    exportedLabels(s, svc.labels, own), constSum));
+	bool counts = frag.type == MetricType::Counter || frag.type == MetricType::Histogram ||
+	    frag.type == MetricType::Summary;
+	CounterStates *states = counts ? &g.counters[frag.name] : nullptr;
+	if (states)
+		states->reserve(keys.size());
+	std::unordered_set<uint64_t, KeyHash> resets;
+	if (frag.type == MetricType::Histogram || frag.type == MetricType::Summary)
+		resets = resetSets(g, frag, fams);
+
+	const std::vector<Series> &old = frag.series;
+	std::string_view oldText = frag.text ? std::string_view(frag.text->text) : std::string_view();
+	// The new series: the first `same` of the old ones, then `fresh`,
+	// filled from the first series that differs or comes out of order
+	// (so that an unchanged result copies nothing).
+	size_t same = 0;
+	std::vector<Series> fresh;
+	bool copied = false;
+	auto copy = [&] {
+		if (copied)
+			return;
+		copied = true;
+		fresh.reserve(keys.size());
+		fresh.assign(old.begin(), old.begin() + static_cast<ptrdiff_t>(same));
+	};
+	PiecePtr text;          // made at the first series that differs
+	// Keys kept so far, once the series stopped coming as in the last
+	// result; until then none can be a duplicate, as the last ones were
+	// not.
+	KeySet &seen = seenKeys;
+	bool inOrder = true;
+	size_t k = 0;
 	for (const common::Family *fam : fams) {
 		for (const auto &s : fam->samples) {
-			const auto &labels = exportedLabels(s, svc.labels, own);
-			std::string key = seriesKey(s.suffix, labels, svc.labels);
-			if (keys.count(key)) {
+			const SeriesKeys &sk = keys[k++];
+			uint64_t key = sk.series;
+			size_t i = copied ? fresh.size() : same;
+			if (inOrder && (i >= old.size() || old[i].key != key)) {
+				inOrder = false;
+				copy();
+				seen.reset(keys.size());
+				for (const auto &f : fresh)
+					seen.insert(f.key);
+			}
+			if (!inOrder && seen.contains(key)) {
 				seriesDropped++;
 				continue;
 			}
-			double value = s.value;
-			double created = std::numeric_limits<double>::quiet_NaN();
+			const auto &labels = exportedLabels(s, svc.labels, own);
+			Series ser;
+			ser.key = key;
+			ser.value = s.value;
+			ser.timestamped = s.timestampMs.has_value();
 			if (tracked(frag.type, s.suffix)) {
 				Reset reset = Reset::Own;
 				if (frag.type != MetricType::Counter) {
-					bool set = !resets.empty() &&
-					    resets.count(setKey(frag.type, labels, svc.labels));
+					bool set = !resets.empty() && resets.count(sk.set);
 					reset = set ? Reset::Set : Reset::NotSet;
 				}
-				auto exposed = track(g, stateKey(frag.name, key), s.suffix, value, reset,
-				    now);
+				auto exposed = track(g, *states, key, s.suffix, s.value, reset, now);
 				if (!exposed)
 					continue;
-				value = exposed->value;
-				created = exposed->created;
+				ser.value = exposed->value;
+				ser.created = exposed->created;
 			}
-			Series &ser = fresh.emplace_back();
-			appendSample(ser.line, frag.name + s.suffix, labels, svc.labels, value);
-			if (s.timestampMs) {
-				ser.line.pop_back();
-				ser.line += ' ';
-				ser.line += std::to_string(*s.timestampMs);
-				ser.line += '\n';
-				ser.timestamped = true;
+			if (!inOrder)
+				seen.insert(key);
+			bool unchanged = !ser.timestamped && i < old.size() && old[i].key == key &&
+			    !old[i].timestamped && sameBits(old[i].value, ser.value) &&
+			    sameBits(old[i].created, ser.created);
+			if (unchanged && !text) {
+				if (copied)
+					fresh.push_back(old[i]);
+				else
+					same++;
+				continue;
 			}
-			ser.created = created;
-			ser.updated = now;
-			keys.insert(key);
-			ser.key = std::move(key);
+			copy();
+			if (!text) {
+				text = std::make_shared<Piece>();
+				// Room for as many lines, or for as many as the
+				// last ones when there were none.
+				text->text.reserve(oldText.empty() ? keys.size() * 96 :
+				    oldText.size() + oldText.size() / 8);
+				text->text.assign(oldText.substr(0, i < old.size() ? old[i].offset :
+				    oldText.size()));
+			}
+			std::string &out = text->text;
+			size_t start = out.size();
+			if (unchanged) {
+				out += frag.line(old[i]);
+			} else {
+				sampleName.assign(frag.name);
+				sampleName += s.suffix;
+				appendSample(out, sampleName, labels, svc.labels, ser.value);
+				if (s.timestampMs) {
+					out.pop_back();
+					out += ' ';
+					char buf[24];
+					out.append(buf, std::to_chars(buf, buf + sizeof buf,
+					    *s.timestampMs).ptr);
+					out += '\n';
+				}
+			}
+			// Offsets are 32 bits: a worker's result is far smaller.
+			if (out.size() > std::numeric_limits<uint32_t>::max() / 2) {
+				out.resize(start);
+				seriesDropped++;
+				continue;
+			}
+			ser.offset = static_cast<uint32_t>(start);
+			ser.length = static_cast<uint32_t>(out.size() - start) & 0x7fffffff;
+			fresh.push_back(ser);
 		}
 	}
+	frag.updated = now;
+	if (!text && (copied ? fresh.size() : same) == old.size())
+		return;
+	copy();
+	if (!text && !fresh.empty()) {
+		// Series went away at the end: the lines of the rest.
+		text = std::make_shared<Piece>();
+		text->text.assign(oldText.substr(0, fresh.back().offset + fresh.back().length));
+	}
+	// Slack beyond an eighth is given back (at the cost of a copy).
+	if (text && text->text.capacity() - text->text.size() > text->text.size() / 8)
+		text->text.shrink_to_fit();
+	frag.text = fresh.empty() ? nullptr : std::move(text);
+	fresh.shrink_to_fit();
 	frag.series = std::move(fresh);
-	frag.oldest = now;
-	for (const auto &ser : frag.series)
-		frag.oldest = std::min(frag.oldest, ser.updated);
 	markDirty(frag);
 }
 
@@ -852,6 +1000,7 @@ common::Result<size_t> MetricStore::Impl::importFamily(ServiceState &svc, GroupS
 			if (m.unit != fam.unit && m.parts.size() == 1) {
 				m.unit = fam.unit;
 				m.omDirty = true;
+				dataVersion++;
 			}
 			return fit->second;
 		}
@@ -861,13 +1010,13 @@ common::Result<size_t> MetricStore::Impl::importFamily(ServiceState &svc, GroupS
 		if (m.parts.size() != 1)
 			return common::fail("it was a " + std::string(typeWord(frag.type)) +
 			    " and is now a " + typeWord(fam.type) + ", and other groups export it");
-		std::erase_if(g.counters, [&](const auto &kv) {
-			return kv.first.compare(0, frag.name.size() + 1, frag.name + '\0') == 0;
-		});
+		g.counters.erase(frag.name);
 		frag.type = m.type = fam.type;
 		frag.series.clear();
+		frag.text.reset();
 		m.unit = fam.unit;
-		m.changed();
+		m.head.reset();
+		changed(m);
 		return fit->second;
 	}
 	auto mit = mergedIndex.find(fam.name);
@@ -905,90 +1054,130 @@ common::Result<size_t> MetricStore::Impl::importFamily(ServiceState &svc, GroupS
 	return index;
 }
 
-// Calls fn(series) for each series of the family that goes out: all of
-// them when one group exports the family, else the first of each series
-// (by key), groups in config order.  The first rendering after a change,
-// in whichever format, counts and logs those left out.
+void MetricStore::Impl::countDuplicate(const MergedFamily &m, const ServiceState &svc,
+    const ServiceState &first, std::string_view line)
+{
+	seriesDropped++;
+	if (loggedDuplicates.emplace(m.name, svc.name).second)
+		common::log::warnx("service %s exports a series of %s that service %s already "
+		    "exports; it is dropped (%s)", svc.name.c_str(), m.name.c_str(),
+		    first.name.c_str(), sanitize(std::string(line.substr(0, line.size() - 1))).c_str());
+}
+
+// Calls fn(fragment, series) for each series of the family that goes out:
+// all of them when one group exports the family, else the first of each
+// series (by key), groups in config order.  The first rendering after a
+// change, in whichever format, counts and logs those left out.
 template <typename Fn> void MetricStore::Impl::forEachExported(MergedFamily &m, Fn &&fn)
 {
 	bool count = !m.counted;
 	m.counted = true;
 	if (m.parts.size() == 1) {
-		for (const auto &s : m.parts[0].fragment->series)
-			fn(s);
+		const Fragment &f = *m.parts[0].fragment;
+		for (const auto &s : f.series)
+			fn(f, s);
 		return;
 	}
 	// Several groups export this family: the first one of a series wins.
 	size_t total = 0;
 	for (const auto &p : m.parts)
 		total += p.fragment->series.size();
-	std::unordered_map<std::string_view, const ServiceState *> seen;
+	std::unordered_map<uint64_t, const ServiceState *, KeyHash> seen;
 	seen.reserve(total);
 	for (const auto &p : m.parts) {
-		for (const auto &s : p.fragment->series) {
+		const Fragment &f = *p.fragment;
+		for (const auto &s : f.series) {
 			auto [it, fresh] = seen.emplace(s.key, p.service);
-			if (fresh) {
-				fn(s);
-				continue;
-			}
-			if (!count)
-				continue;
-			seriesDropped++;
-			if (loggedDuplicates.emplace(m.name, p.service->name).second)
-				common::log::warnx("service %s exports a series of %s that service %s "
-				    "already exports; it is dropped (%s)", p.service->name.c_str(),
-				    m.name.c_str(), it->second->name.c_str(),
-				    sanitize(s.line.substr(0, s.line.size() - 1)).c_str());
+			if (fresh)
+				fn(f, s);
+			else if (count)
+				countDuplicate(m, *p.service, *it->second, f.line(s));
 		}
 	}
 }
 
+// The family's pieces: its header, then each group's text as it is.  Only
+// a group whose series another group already exports gets a copy of its
+// text without them.
 void MetricStore::Impl::renderFamily(MergedFamily &m)
 {
 	m.dirty = false;
-	m.text.clear();
-	size_t count = 0, bytes = 0;
-	for (const auto &p : m.parts) {
-		count += p.fragment->series.size();
-		for (const auto &s : p.fragment->series)
-			bytes += s.line.size();
-	}
-	if (count == 0)
+	m.pieces.clear();
+	bool any = false;
+	for (const auto &p : m.parts)
+		any = any || !p.fragment->series.empty();
+	if (!any)
 		return;
-	m.text.reserve(bytes + m.name.size() * 2 + m.help.size() + 32);
-	appendHeader(m.text, m.name, m.help, m.type);
-	forEachExported(m, [&](const Series &s) { m.text += s.line; });
+	if (!m.head) {
+		m.head = std::make_shared<Piece>();
+		appendHeader(m.head->text, m.name, m.help, m.type);
+	}
+	m.pieces.push_back(m.head);
+	const Fragment *current = nullptr;
+	PiecePtr copy;       // of current's text, from its first duplicate
+	size_t next = 0;     // index of current's next series
+	// The lines of current's first n series, which were all kept.
+	auto prefix = [&](size_t n) {
+		auto p = std::make_shared<Piece>();
+		p->text.reserve(current->text->text.size());
+		if (n > 0) {
+			const Series &last = current->series[n - 1];
+			p->text.assign(current->text->text, 0, last.offset + last.length);
+		}
+		return p;
+	};
+	auto finish = [&] {
+		if (!current)
+			return;
+		if (!copy && next != current->series.size())
+			copy = prefix(next); // its last series were left out
+		m.pieces.push_back(copy ? std::move(copy) : current->text);
+		copy.reset();
+	};
+	forEachExported(m, [&](const Fragment &f, const Series &s) {
+		if (&f != current) {
+			finish();
+			current = &f;
+			next = 0;
+		}
+		size_t index = static_cast<size_t>(&s - f.series.data());
+		if (index != next && !copy)
+			copy = prefix(next); // series before this one were left out
+		if (copy)
+			copy->text += f.line(s);
+		next = index + 1;
+	});
+	finish();
 }
 
 namespace {
 
-// The suffix a series key starts with: "", "_bucket", "_sum", "_count".
-std::string_view keySuffix(const std::string &key)
+// The suffix of a sample line of family `name`: "", "_bucket", "_sum",
+// "_count".
+std::string_view lineSuffix(std::string_view line, size_t nameLen)
 {
-	return std::string_view(key).substr(0, key.find('|'));
+	std::string_view rest = line.substr(nameLen);
+	return rest.substr(0, rest.find_first_of("{ "));
 }
 
-// The MetricPoint of OpenMetrics that a histogram's or summary's series
-// belongs to: its key (seriesKey()) without the suffix and without the
-// label `label` (le, quantile), whose value goes to *value.
-std::string pointKey(std::string_view key, std::string_view label, std::string_view *value)
+// The value of the label `name` in a label text as appendSample() writes
+// it ("" or {a="x",b="y"}), still escaped; empty when it is not there.
+std::string_view labelValue(std::string_view labels, std::string_view name)
 {
-	std::string out;
-	size_t i = key.find('|');
-	while (i < key.size()) {
-		// "|name=length:value"; names have neither '=' nor ':'.
-		size_t eq = key.find('=', i);
-		size_t colon = key.find(':', eq);
-		size_t len = 0;
-		std::from_chars(key.data() + eq + 1, key.data() + colon, len);
-		size_t end = std::min(key.size(), colon + 1 + len);
-		if (key.substr(i + 1, eq - i - 1) == label)
-			*value = key.substr(colon + 1, end - colon - 1);
-		else
-			out.append(key.substr(i, end - i));
-		i = end;
+	size_t i = 1;
+	while (i < labels.size()) {
+		size_t eq = labels.find('=', i);
+		if (eq == std::string_view::npos)
+			break;
+		std::string_view n = labels.substr(i, eq - i);
+		size_t start = eq + 2, end = start;
+		while (end < labels.size() && labels[end] != '"')
+			end += labels[end] == '\\' ? 2 : 1;
+		if (n == name)
+			return labels.substr(start, end - start);
+		i = end + 2; // past the quote and the comma or brace
 	}
-	return out;
+	return {};
 }
 
 } // namespace
@@ -1002,32 +1191,45 @@ std::string pointKey(std::string_view key, std::string_view label, std::string_v
 void MetricStore::Impl::renderFamilyOm(MergedFamily &m)
 {
 	m.omDirty = false;
-	m.om.clear();
-	std::vector<const Series *> kept;
-	forEachExported(m, [&](const Series &s) { kept.push_back(&s); });
-	if (kept.empty())
+	m.om.reset();
+	struct Line {
+		std::string_view line;
+		bool timestamped;
+		double created;
+	};
+	std::vector<Line> lines;
+	forEachExported(m, [&](const Fragment &f, const Series &s) {
+		lines.push_back({f.line(s), s.timestamped != 0, s.created});
+	});
+	if (lines.empty())
 		return;
+	std::vector<const Line *> kept;
+	kept.reserve(lines.size());
 	size_t bytes = 0;
-	for (const Series *s : kept)
-		bytes += s->line.size();
+	for (const Line &l : lines) {
+		kept.push_back(&l);
+		bytes += l.line.size();
+	}
+	m.om = std::make_shared<Piece>();
+	std::string &out = m.om->text;
 	// A counter's _created line is about as long as its sample.
-	m.om.reserve(bytes + (m.type == MetricType::Counter ? bytes : bytes / 8) +
+	out.reserve(bytes + (m.type == MetricType::Counter ? bytes : bytes / 8) +
 	    m.name.size() * 3 + m.help.size() + m.unit.size() + 64);
 	std::string_view name = omFamilyName(m.name, m.type);
-	appendHeaderOm(m.om, name, m.help, m.type, m.unit);
+	appendHeaderOm(out, name, m.help, m.type, m.unit);
 	auto created = [&](std::string_view labels, double when) {
-		m.om += name;
-		m.om += "_created";
-		m.om += labels;
-		m.om += ' ';
-		appendValue(m.om, when);
-		m.om += '\n';
+		out += name;
+		out += "_created";
+		out += labels;
+		out += ' ';
+		appendValue(out, when);
+		out += '\n';
 	};
 	if (m.type == MetricType::Counter || m.type == MetricType::Info) {
 		std::string sample(name);
 		sample += m.type == MetricType::Counter ? "_total" : "_info";
-		for (const Series *s : kept) {
-			appendOmSample(m.om, s->line, m.name.size(), sample, s->timestamped);
+		for (const Line *s : kept) {
+			appendOmSample(out, s->line, m.name.size(), sample, s->timestamped);
 			if (m.type == MetricType::Counter && std::isfinite(s->created))
 				created(sampleLabels(s->line, m.name.size(), s->timestamped), s->created);
 		}
@@ -1035,11 +1237,11 @@ void MetricStore::Impl::renderFamilyOm(MergedFamily &m)
 	}
 	if (m.type != MetricType::Histogram && m.type != MetricType::Summary) {
 		// Gauges, statesets and unknowns: the same samples.
-		for (const Series *s : kept) {
+		for (const Line *s : kept) {
 			if (s->timestamped)
-				appendOmSample(m.om, s->line, m.name.size(), m.name, true);
+				appendOmSample(out, s->line, m.name.size(), m.name, true);
 			else
-				m.om += s->line;
+				out += s->line;
 		}
 		return;
 	}
@@ -1047,19 +1249,24 @@ void MetricStore::Impl::renderFamilyOm(MergedFamily &m)
 	bool histogram = m.type == MetricType::Histogram;
 	std::string_view special = histogram ? "le" : "quantile";
 	struct Member {
-		const Series *series;
+		const Line *series;
 		std::string_view suffix;
 		int rank;     // buckets and quantiles, _count, _sum
 		double bound; // a bucket's le (unreadable: last)
 	};
 	std::vector<std::vector<Member>> points;
 	std::unordered_map<std::string, size_t> index;
-	for (const Series *s : kept) {
-		std::string_view value;
-		auto [it, fresh] = index.emplace(pointKey(s->key, special, &value), points.size());
+	for (const Line *s : kept) {
+		// The point: the labels but le or quantile.
+		std::string_view suffix = lineSuffix(s->line, m.name.size());
+		std::string_view labels = sampleLabels(s->line, m.name.size() + suffix.size(),
+		    s->timestamped);
+		std::string_view value = labelValue(labels, special);
+		std::string key;
+		appendLabelsEdited(key, labels, special, LabelEdit::Drop);
+		auto [it, fresh] = index.emplace(std::move(key), points.size());
 		if (fresh)
 			points.emplace_back();
-		std::string_view suffix = keySuffix(s->key);
 		double bound = INFINITY;
 		if (suffix == "_bucket" && (!parseNumber(value, &bound) || std::isnan(bound)))
 			bound = INFINITY;
@@ -1072,16 +1279,16 @@ void MetricStore::Impl::renderFamilyOm(MergedFamily &m)
 		});
 		double since = NAN;
 		for (const Member &x : point) {
-			const Series &s = *x.series;
+			const Line &s = *x.series;
 			size_t nameLen = m.name.size() + x.suffix.size();
 			bool numbered = x.suffix == (histogram ? "_bucket" : "");
-			appendOmSample(m.om, s.line, nameLen, std::string_view(s.line).substr(0, nameLen),
+			appendOmSample(out, s.line, nameLen, std::string_view(s.line).substr(0, nameLen),
 			    s.timestamped, numbered ? special : std::string_view());
 			if (std::isfinite(s.created) && !(s.created >= since))
 				since = s.created;
 		}
 		if (std::isfinite(since)) {
-			const Series &s = *point.front().series;
+			const Line &s = *point.front().series;
 			std::string labels;
 			appendLabelsEdited(labels, sampleLabels(s.line,
 			    m.name.size() + point.front().suffix.size(), s.timestamped), special,
@@ -1091,31 +1298,31 @@ void MetricStore::Impl::renderFamilyOm(MergedFamily &m)
 	}
 }
 
-// Re-renders in `format` the families changed since, and joins them anew
-// if any was.
+// The body of `format` anew if a family changed since it was made: the
+// families changed since are rendered again, and the pieces of all of
+// them collected in order (pointers: no text is copied).
 void MetricStore::Impl::join(Format format)
 {
 	Body &b = bodies[static_cast<size_t>(format)];
-	bool om = format == Format::OpenMetrics;
-	bool changed = !b.data;
-	size_t total = 0;
-	for (auto &m : merged) {
-		if (om && m.omDirty) {
-			renderFamilyOm(m);
-			changed = true;
-		} else if (!om && m.dirty) {
-			renderFamily(m);
-			changed = true;
-		}
-		total += om ? m.om.size() : m.text.size();
-	}
-	if (!changed)
+	if (b.data && b.version == dataVersion)
 		return;
-	auto data = std::make_shared<std::string>();
-	data->reserve(total);
+	bool om = format == Format::OpenMetrics;
+	auto data = std::make_shared<SharedBuffers>();
+	std::vector<PiecePtr> pieces;
+	auto add = [&](const PiecePtr &p) {
+		if (!p || p->text.empty())
+			return;
+		data->add(std::shared_ptr<const std::string>(p, &p->text));
+		pieces.push_back(p);
+	};
 	if (!om) {
-		for (size_t i : joinOrder)
-			*data += merged[i].text;
+		for (size_t i : joinOrder) {
+			MergedFamily &m = merged[i];
+			if (m.dirty)
+				renderFamily(m);
+			for (const auto &p : m.pieces)
+				add(p);
+		}
 	} else {
 		// OpenMetrics forbids families whose sample names could clash
 		// (a gauge x_created beside a counter x, a gauge x beside a
@@ -1132,8 +1339,10 @@ void MetricStore::Impl::join(Format format)
 				taken.emplace(std::move(n), self);
 		}
 		for (size_t i : joinOrder) {
-			const MergedFamily &m = merged[i];
-			if (m.om.empty())
+			MergedFamily &m = merged[i];
+			if (m.omDirty)
+				renderFamilyOm(m);
+			if (!m.om)
 				continue;
 			auto names = omSampleNames(omFamilyName(m.name, m.type), m.type);
 			auto clash = std::find_if(names.begin(), names.end(),
@@ -1148,11 +1357,41 @@ void MetricStore::Impl::join(Format format)
 			}
 			for (auto &n : names)
 				taken.emplace(std::move(n), m.name);
-			*data += m.om;
+			add(m.om);
 		}
 	}
 	b.data = std::move(data);
-	b.joins++;
+	b.pieces = std::move(pieces);
+	b.version = dataVersion;
+}
+
+// The caches of a format no client asked for in CacheKept seconds: the
+// deflated pieces, and the OpenMetrics text.  Responses being sent keep
+// what they use.
+void MetricStore::Impl::dropCaches()
+{
+	for (size_t f = 0; f < FormatCount; f++) {
+		Body &b = bodies[f];
+		bool om = static_cast<Format>(f) == Format::OpenMetrics;
+		if (b.gzip && clock - b.gzipAsked > CacheKept) {
+			b.gzip.reset();
+			for (auto &m : merged) {
+				for (auto &p : m.pieces)
+					if (!om)
+						p->gz.reset();
+				if (om && m.om)
+					m.om->gz.reset();
+			}
+		}
+		if (om && b.data && clock - std::max(b.asked, b.gzipAsked) > CacheKept) {
+			b.data.reset();
+			b.pieces.clear();
+			for (auto &m : merged) {
+				m.om.reset();
+				m.omDirty = true;
+			}
+		}
+	}
 }
 
 void MetricStore::Impl::renderStatus(Format format)
@@ -1280,7 +1519,17 @@ void MetricStore::Impl::appendVolatile(std::string &o, Format format)
 			    {"group", g.key}}, std::max(0.0, now - g.lastSuccess));
 		}
 
-	ProcessStats ps = readProcessStats(btime);
+	// Read at most ten times a second: a scraper never asks that often,
+	// and a client that does (a benchmark, a misconfigured scraper)
+	// should cost the copy of the body and not a walk of /proc each time.
+	timespec mono{};
+	::clock_gettime(CLOCK_MONOTONIC, &mono);
+	double at = static_cast<double>(mono.tv_sec) + static_cast<double>(mono.tv_nsec) / 1e9;
+	if (!processStats.ok || at - processStatsAt >= 0.1) {
+		processStats = readProcessStats(btime);
+		processStatsAt = at;
+	}
+	const ProcessStats &ps = processStats;
 	if (!ps.ok)
 		return;
 	auto one = [&](const char *name, const char *help, MetricType type, double v) {
@@ -1315,6 +1564,7 @@ common::Result<void> MetricStore::apply(const std::string &service,
 		return common::fail("service " + svc->name + " has no metric group \"" +
 		    sanitize(result.group) + "\"");
 	GroupState &g = svc->groups[git->second];
+	impl_->clock = std::max(impl_->clock, now);
 
 	// Check everything before changing anything: a malformed sample, or a
 	// family a declaring group does not declare, refuses the whole result.
@@ -1358,12 +1608,18 @@ common::Result<void> MetricStore::apply(const std::string &service,
 	}
 	for (auto &[index, fams] : byFragment)
 		impl_->applyFamily(*svc, g, g.fragments[index], fams, now);
+	// The scratch of a large result is not kept for the next one.
+	if (impl_->keys.capacity() > 4096) {
+		impl_->keys = {};
+		impl_->seenKeys = {};
+	}
 	if (g.imports && result.ok) {
 		// Families the exposition no longer has are gone with it.
 		for (size_t i = 0; i < g.fragments.size(); i++) {
 			Fragment &frag = g.fragments[i];
 			if (!frag.series.empty() && !slot.count(i)) {
 				frag.series.clear();
+				frag.text.reset();
 				impl_->markDirty(frag);
 			}
 		}
@@ -1494,7 +1750,8 @@ void MetricStore::adopt(MetricStore &old)
 				if (f.type != wf.type)
 					continue;
 				f.series = std::move(wf.series);
-				f.oldest = wf.oldest;
+				f.text = std::move(wf.text);
+				f.updated = wf.updated;
 				to.markDirty(f);
 			}
 		}
@@ -1534,6 +1791,8 @@ void MetricStore::countRestart(const std::string &service)
 
 void MetricStore::expire(double now)
 {
+	impl_->clock = std::max(impl_->clock, now);
+	impl_->dropCaches();
 	bool changed = false, status = false;
 	for (auto &svc : impl_->services) {
 		for (auto &g : svc.groups) {
@@ -1543,13 +1802,11 @@ void MetricStore::expire(double now)
 				status = true;
 			}
 			for (auto &frag : g.fragments) {
-				if (frag.series.empty() || now - frag.oldest <= g.staleAfter)
+				if (frag.series.empty() || now - frag.updated <= g.staleAfter)
 					continue;
-				std::erase_if(frag.series,
-				    [&](const Series &s) { return now - s.updated > g.staleAfter; });
-				frag.oldest = now;
-				for (const auto &s : frag.series)
-					frag.oldest = std::min(frag.oldest, s.updated);
+				frag.series.clear();
+				frag.series.shrink_to_fit();
+				frag.text.reset();
 				impl_->markDirty(frag);
 				changed = true;
 			}
@@ -1558,12 +1815,17 @@ void MetricStore::expire(double now)
 			// find the offsets of earlier resets when it comes back.
 			double keep = std::max(g.staleAfter, CounterStateKept);
 			if (now - g.countersOldest > keep) {
-				std::erase_if(g.counters, [&](const auto &kv) {
-					return now - kv.second.lastSeen > keep;
-				});
 				g.countersOldest = std::numeric_limits<double>::infinity();
-				for (const auto &kv : g.counters)
-					g.countersOldest = std::min(g.countersOldest, kv.second.lastSeen);
+				for (auto it = g.counters.begin(); it != g.counters.end();) {
+					CounterStates &states = it->second;
+					states.eraseIf([&](uint64_t, const CounterState &c) {
+						return now - c.lastSeen > keep;
+					});
+					states.forEach([&](uint64_t, const CounterState &c) {
+						g.countersOldest = std::min(g.countersOldest, c.lastSeen);
+					});
+					it = states.empty() ? g.counters.erase(it) : std::next(it);
+				}
 			}
 		}
 	}
@@ -1575,6 +1837,7 @@ MetricStore::Parts MetricStore::expositionParts(Format format, bool gzip)
 {
 	Impl &im = *impl_;
 	Body &b = im.bodies[static_cast<size_t>(format)];
+	(gzip ? b.gzipAsked : b.asked) = im.clock;
 	im.join(format);
 	if (b.statusDirty)
 		im.renderStatus(format);
@@ -1586,12 +1849,23 @@ MetricStore::Parts MetricStore::expositionParts(Format format, bool gzip)
 		*self += "# EOF\n";
 	if (!gzip)
 		return {b.data, std::move(self)};
-	if (!b.gzip || b.gzipOf != b.joins) {
-		b.gzip = std::make_shared<const GzipHead>(gzipHead(*b.data));
-		b.gzipOf = b.joins;
+	if (!b.gzip || b.gzipVersion != b.version) {
+		// Each piece deflated once, whatever body it is part of.
+		static const auto header = std::make_shared<const std::string>(gzipHeader());
+		auto z = std::make_shared<SharedBuffers>();
+		z->add(header);
+		uint32_t crc = 0;
+		for (const auto &p : b.pieces) {
+			if (!p->gz)
+				p->gz = std::make_shared<const Deflated>(deflatePiece(p->text));
+			z->add(std::shared_ptr<const std::string>(p->gz, &p->gz->bytes));
+			crc = crc32Combine(crc, p->gz->crc, p->text.size());
+		}
+		b.gzip = std::move(z);
+		b.crc = crc;
+		b.gzipVersion = b.version;
 	}
-	return {std::shared_ptr<const std::string>(b.gzip, &b.gzip->bytes),
-	    std::make_shared<const std::string>(gzipTail(*b.gzip, *self))};
+	return {b.gzip, std::make_shared<const std::string>(gzipTail(b.crc, b.data->size, *self))};
 }
 
 std::shared_ptr<const std::string> MetricStore::exposition()
@@ -1600,9 +1874,7 @@ std::shared_ptr<const std::string> MetricStore::exposition()
 	if (im.cached && im.renderedVersion == im.version)
 		return im.cached;
 	Parts parts = expositionParts();
-	auto out = std::make_shared<std::string>();
-	out->reserve(parts.data->size() + parts.self->size());
-	*out += *parts.data;
+	auto out = std::make_shared<std::string>(parts.data->str());
 	*out += *parts.self;
 	im.cached = std::move(out);
 	im.renderedVersion = im.version;

@@ -12,6 +12,7 @@
 #include "common/error.hpp"
 #include "common/metric.hpp"
 #include "daemon/exposition.hpp"
+#include "daemon/shared_buffers.hpp"
 
 namespace pme::daemon {
 
@@ -49,23 +50,28 @@ public:
 	// A reload (SIGHUP) went through, or did not: pme_config_last_reload_*.
 	void configReloaded(bool ok, double now);
 
-	// Drop samples older than their group's stale_after.
+	// Drop samples older than their group's stale_after, and the caches
+	// no client used lately (expositionParts()).
 	void expire(double now);
 
 	// Text format 0.0.4, rebuilt only when something changed since the
 	// last call; the pointer stays valid while the caller holds it.
 	std::shared_ptr<const std::string> exposition();
-	// A body in two parts for serving: the collected families, re-joined
-	// only when a family changed, and the self-metrics (status of every
-	// group and worker, scrape counter, process metrics), which are small
-	// and rendered on each call; in OpenMetrics, self ends with "# EOF".
-	// For the text format, data + self == exposition().  A family's
-	// OpenMetrics text is rendered on the first call for OpenMetrics after
-	// it changed, and kept beside its 0.0.4 text.  With gzip, data is a
-	// gzip header and the families compressed, once per join and format,
-	// and self the rest of one gzip member (exposition.hpp, GzipHead).
+	// A body in two parts for serving: the collected families, and the
+	// self-metrics (status of every group and worker, scrape counter,
+	// process metrics), which are small and rendered on each call; in
+	// OpenMetrics, self ends with "# EOF".  The families are a list of
+	// pieces (a family's header, a group's samples of it) shared with the
+	// store: a change replaces the pieces it changed and makes a new list,
+	// the bytes of the others are not copied.  For the text format,
+	// data + self == exposition().  A family's OpenMetrics text is
+	// rendered on the first call for OpenMetrics after it changed.  With
+	// gzip, data is a gzip header and the pieces each deflated once, and
+	// self the rest of one gzip member (exposition.hpp, gzipTail()).
+	// The OpenMetrics texts and the deflated pieces of a format are
+	// dropped when no call asked for them for ten minutes (expire()).
 	struct Parts {
-		std::shared_ptr<const std::string> data;
+		std::shared_ptr<const SharedBuffers> data;
 		std::shared_ptr<const std::string> self;
 	};
 	Parts expositionParts(Format format = Format::Text, bool gzip = false);

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "daemon/exposition.hpp"
 #include "tests/unit/daemon/gunzip.hpp"
@@ -521,47 +522,87 @@ std::string repetitive(size_t lines)
 
 } // namespace
 
-TEST(Gzip, HeadAndTailInflateToExactlyTheTwoParts)
+// A gzip member as pmed serves one: the header, each piece deflated on
+// its own, and a tail of stored blocks and the trailer.
+std::string member(const std::vector<std::string> &pieces, const std::string &rest)
 {
-	std::string data = repetitive(20000), rest = "pme_scrapes_total 1\n# EOF\n";
-	GzipHead head = gzipHead(data);
-	// A gzip header, and much smaller than the text.
-	CHECK(head.bytes.size() > 10);
-	BYTES_EQUAL(0x1f, head.bytes[0]);
-	BYTES_EQUAL(0x8b, head.bytes[1]);
-	BYTES_EQUAL(8, head.bytes[2]);
-	CHECK(head.bytes.size() < data.size() / 5);
-	bool ok = false;
-	std::string back = gunzip(head.bytes + gzipTail(head, rest), &ok);
-	CHECK_TRUE(ok);
-	CHECK(back == data + rest);
-	// The head is reused with another tail, as scrapes do.
-	back = gunzip(head.bytes + gzipTail(head, "pme_scrapes_total 2\n"), &ok);
-	CHECK_TRUE(ok);
-	CHECK(back == data + "pme_scrapes_total 2\n");
-	// The head alone is not a whole member: nothing in it is final.
-	gunzip(head.bytes, &ok);
-	CHECK_FALSE(ok);
+	std::string out(gzipHeader());
+	uint32_t crc = 0;
+	uint64_t size = 0;
+	for (const auto &p : pieces) {
+		Deflated d = deflatePiece(p);
+		out += d.bytes;
+		crc = crc32Combine(crc, d.crc, p.size());
+		size += p.size();
+	}
+	return out + gzipTail(crc, size, rest);
 }
 
-TEST(Gzip, ATailForAnotherHeadFailsTheCheck)
+TEST(Gzip, PiecesAndTailInflateToExactlyTheText)
 {
-	GzipHead a = gzipHead("aaaa\n"), b = gzipHead("bbbb\n");
+	std::string data = repetitive(20000), rest = "pme_scrapes_total 1\n# EOF\n";
+	std::string head(gzipHeader());
+	BYTES_EQUAL(0x1f, head[0]);
+	BYTES_EQUAL(0x8b, head[1]);
+	BYTES_EQUAL(8, head[2]);
+	Deflated d = deflatePiece(data);
+	CHECK(d.bytes.size() < data.size() / 5);
+	bool ok = false;
+	std::string back = gunzip(head + d.bytes + gzipTail(d.crc, data.size(), rest), &ok);
+	CHECK_TRUE(ok);
+	CHECK(back == data + rest);
+	// The pieces are reused with another tail, as scrapes do.
+	back = gunzip(head + d.bytes + gzipTail(d.crc, data.size(), "pme_scrapes_total 2\n"), &ok);
+	CHECK_TRUE(ok);
+	CHECK(back == data + "pme_scrapes_total 2\n");
+	// The pieces alone are not a whole member: nothing in them is final.
+	gunzip(head + d.bytes, &ok);
+	CHECK_FALSE(ok);
+	// Several pieces, each deflated alone, make one stream.
+	std::string a = data.substr(0, 7777), b = data.substr(7777, 20000), c = data.substr(27777);
+	back = gunzip(member({a, b, c}, rest), &ok);
+	CHECK_TRUE(ok);
+	CHECK(back == data + rest);
+}
+
+TEST(Gzip, TheTailIsStoredBlocksSplitAtTheirLimit)
+{
+	// Not compressed: each block is its header byte, LEN and NLEN, then
+	// the bytes as they are; a rest longer than 65535 takes two blocks.
+	std::string rest(70000, 'x');
+	std::string tail = gzipTail(0, 0, rest);
+	UNSIGNED_LONGS_EQUAL(rest.size() + 2 * 5 + 8, tail.size());
+	BYTES_EQUAL(0, tail[0]);    // not final
+	BYTES_EQUAL(0xff, tail[1]); // 65535
+	BYTES_EQUAL(0xff, tail[2]);
+	BYTES_EQUAL(0, tail[3]);
+	BYTES_EQUAL(0, tail[4]);
+	BYTES_EQUAL(1, tail[5 + 65535]); // final
+	bool ok = false;
+	CHECK(gunzip(std::string(gzipHeader()) + tail, &ok) == rest);
+	CHECK_TRUE(ok);
+	// Exactly 65535 bytes: one block.
+	UNSIGNED_LONGS_EQUAL(65535 + 5 + 8, gzipTail(0, 0, std::string(65535, 'y')).size());
+}
+
+TEST(Gzip, ATailForOtherPiecesFailsTheCheck)
+{
+	Deflated a = deflatePiece("aaaa\n"), b = deflatePiece("bbbb\n");
 	bool ok = true;
-	gunzip(a.bytes + gzipTail(b, "x\n"), &ok);
+	gunzip(std::string(gzipHeader()) + a.bytes + gzipTail(b.crc, 5, "x\n"), &ok);
 	CHECK_FALSE(ok);
 }
 
 TEST(Gzip, EmptyParts)
 {
 	bool ok = false;
-	GzipHead none = gzipHead("");
-	CHECK(gunzip(none.bytes + gzipTail(none, "tail\n"), &ok) == "tail\n");
+	CHECK(gunzip(member({}, "tail\n"), &ok) == "tail\n");
 	CHECK_TRUE(ok);
-	GzipHead some = gzipHead("data\n");
-	CHECK(gunzip(some.bytes + gzipTail(some, ""), &ok) == "data\n");
+	CHECK(gunzip(member({"data\n"}, ""), &ok) == "data\n");
 	CHECK_TRUE(ok);
-	CHECK(gunzip(none.bytes + gzipTail(none, ""), &ok).empty());
+	CHECK(gunzip(member({}, ""), &ok).empty());
+	CHECK_TRUE(ok);
+	CHECK(gunzip(member({"", "data\n", ""}, ""), &ok) == "data\n");
 	CHECK_TRUE(ok);
 }
 
@@ -575,9 +616,9 @@ TEST(Gzip, BinaryAndIncompressibleData)
 		x ^= x << 5;
 		data += static_cast<char>(x & 0xff);
 	}
-	GzipHead head = gzipHead(data);
 	bool ok = false;
 	std::string rest(1, '\0');
-	CHECK(gunzip(head.bytes + gzipTail(head, rest), &ok) == data + rest);
+	CHECK(gunzip(member({data.substr(0, 100000), data.substr(100000)}, rest), &ok) ==
+	    data + rest);
 	CHECK_TRUE(ok);
 }

@@ -238,15 +238,31 @@ private:
 		} else if (req.path == "/split") {
 			res.body = std::make_shared<const std::string>("data part\n");
 			res.tail = std::make_shared<const std::string>("self part\n");
+		} else if (req.path == "/pieces") {
+			// More pieces than one writev takes (IOV_MAX, 1024).
+			auto pieces = std::make_shared<SharedBuffers>();
+			for (int i = 0; i < 3000; i++)
+				pieces->add(std::make_shared<const std::string>(std::to_string(i) + ","));
+			pieces->add(std::make_shared<const std::string>(""));
+			res.body = std::make_shared<const std::string>("[");
+			res.pieces = pieces;
+			res.tail = std::make_shared<const std::string>("]\n");
 		} else if (req.path == "/gzip") {
-			// As pmed answers a scrape that accepts gzip: a cached head
-			// and a tail made for the request.
-			auto head = std::make_shared<const GzipHead>(gzipHead("data part\n"));
+			// As pmed answers a scrape that accepts gzip: the header and
+			// pieces deflated once, and a tail made for the request.
+			auto pieces = std::make_shared<SharedBuffers>();
+			pieces->add(std::make_shared<const std::string>(gzipHeader()));
+			uint32_t crc = 0;
+			for (const char *text : {"data ", "part\n"}) {
+				auto d = std::make_shared<const Deflated>(deflatePiece(text));
+				pieces->add(std::shared_ptr<const std::string>(d, &d->bytes));
+				crc = crc32Combine(crc, d->crc, std::strlen(text));
+			}
 			res.contentType = contentType(Format::OpenMetrics);
 			res.headers.emplace_back("Vary", "Accept, Accept-Encoding");
 			res.headers.emplace_back("Content-Encoding", "gzip");
-			res.body = std::shared_ptr<const std::string>(head, &head->bytes);
-			res.tail = std::make_shared<const std::string>(gzipTail(*head, "self part\n"));
+			res.pieces = pieces;
+			res.tail = std::make_shared<const std::string>(gzipTail(crc, 10, "self part\n"));
 		} else if (req.path == "/missing") {
 			res.status = 404;
 			res.body = std::make_shared<const std::string>("Not Found\n");
@@ -340,7 +356,33 @@ TEST(HttpServing, BodyAndTailGoOutAsOneBody)
 	STRCMP_EQUAL("body of /next\n", after.body.c_str());
 }
 
-TEST(HttpServing, AGzipBodyInTwoPartsAndItsHeadersForGetAndHead)
+TEST(HttpServing, BodyPiecesAndTailGoOutAsOneBody)
+{
+	Harness h;
+	Response r, head, after;
+	h.run([&](int port) {
+		int fd = connectTo(port);
+		std::string buf;
+		sendAll(fd, get("/pieces"));
+		r = readResponse(fd, buf);
+		sendAll(fd, "HEAD /pieces HTTP/1.1\r\nHost: t\r\n\r\n");
+		head = readResponse(fd, buf, true);
+		sendAll(fd, get("/next"));
+		after = readResponse(fd, buf);
+		close(fd);
+	});
+	std::string want = "[";
+	for (int i = 0; i < 3000; i++)
+		want += std::to_string(i) + ",";
+	want += "]\n";
+	CHECK_TRUE(r.complete);
+	CHECK(r.body == want);
+	STRCMP_EQUAL(std::to_string(want.size()).c_str(), r.header("Content-Length").c_str());
+	STRCMP_EQUAL(std::to_string(want.size()).c_str(), head.header("Content-Length").c_str());
+	STRCMP_EQUAL("body of /next\n", after.body.c_str());
+}
+
+TEST(HttpServing, AGzipBodyInPiecesAndItsHeadersForGetAndHead)
 {
 	Harness h;
 	Response r, head, after;

@@ -234,6 +234,26 @@ TEST(Counters, EachSeriesHasItsOwnState)
 	STRCMP_EQUAL("6", valueOf(text, "web_requests_total{code=\"500\"}").c_str());
 }
 
+TEST(Counters, StateIsForgottenSeriesBySeries)
+{
+	MetricStore store(twoServices());
+	auto feed = [&](std::vector<common::Sample> samples, double now) {
+		applyOk(store, "web", result("status", {family("web_requests_total",
+		    MetricType::Counter, std::move(samples))}), now);
+	};
+	feed({sample(10, {{"code", "200"}}), sample(5, {{"code", "500"}})}, 100);
+	// 500 is not sent any more; 200 is, until long after.
+	for (double now = 110; now < 3700; now += 10)
+		feed({sample(12, {{"code", "200"}})}, now);
+	store.expire(3702);
+	// 200 goes on from its state; 500's state was forgotten after an
+	// hour, and its 2 is counted anew (kept, it would have been 5 + 2).
+	feed({sample(13, {{"code", "200"}}), sample(2, {{"code", "500"}})}, 3705);
+	std::string text = render(store);
+	STRCMP_EQUAL("13", valueOf(text, "web_requests_total{code=\"200\"}").c_str());
+	STRCMP_EQUAL("2", valueOf(text, "web_requests_total{code=\"500\"}").c_str());
+}
+
 TEST_GROUP(Apply) {};
 
 TEST(Apply, GaugesReplaceTheirPreviousSamples)
@@ -717,16 +737,135 @@ TEST(Rendering, ScrapesShareTheCollectedPartUntilAFamilyChanges)
 	CHECK(first.data.get() == second.data.get());
 	CHECK(first.self.get() != second.self.get());
 	STRCMP_EQUAL("1", valueOf(*second.self, "pme_scrapes_total{format=\"text\"}").c_str());
-	STRCMP_EQUAL("1", valueOf(*second.data, "web_active").c_str());
+	STRCMP_EQUAL("1", valueOf(second.data->str(), "web_active").c_str());
 	// The joined body starts with the same families (the process metrics
 	// at the end of the self part may have moved since).
-	CHECK(store.exposition()->rfind(*second.data, 0) == 0);
+	CHECK(store.exposition()->rfind(second.data->str(), 0) == 0);
 	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
 	    {sample(2)})}), 101);
 	auto third = store.expositionParts();
 	CHECK(third.data.get() != second.data.get());
-	STRCMP_EQUAL("2", valueOf(*third.data, "web_active").c_str());
-	STRCMP_EQUAL("1", valueOf(*second.data, "web_active").c_str());
+	STRCMP_EQUAL("2", valueOf(third.data->str(), "web_active").c_str());
+	STRCMP_EQUAL("1", valueOf(second.data->str(), "web_active").c_str());
+}
+
+TEST(Rendering, AResultThatChangesNothingRendersNothing)
+{
+	MetricStore store(twoServices());
+	auto web = [](double requests, double active) {
+		return result("status", {
+		    family("web_requests_total", MetricType::Counter,
+		        {sample(requests, {{"code", "200"}}), sample(2, {{"code", "500"}})}),
+		    family("web_active", MetricType::Gauge, {sample(active)})});
+	};
+	applyOk(store, "web", web(10, 3), 100);
+	applyOk(store, "db", result("stats", {family("db_connections", MetricType::Gauge,
+	    {sample(4)})}), 100);
+	auto first = store.expositionParts();
+	// The same series again: the body, and every piece of it, stay.
+	applyOk(store, "web", web(10, 3), 102);
+	auto same = store.expositionParts();
+	CHECK(same.data.get() == first.data.get());
+	// One family changes: a new list, in which only its pieces are new.
+	applyOk(store, "web", web(10, 4), 104);
+	auto changed = store.expositionParts();
+	CHECK(changed.data.get() != first.data.get());
+	const auto &a = first.data->pieces, &b = changed.data->pieces;
+	LONGS_EQUAL(a.size(), b.size());
+	size_t differ = 0;
+	for (size_t i = 0; i < a.size(); i++)
+		differ += a[i].get() != b[i].get();
+	LONGS_EQUAL(1, differ); // web_active's samples; its header stays
+	STRCMP_EQUAL("4", valueOf(changed.data->str(), "web_active").c_str());
+	STRCMP_EQUAL("10", valueOf(changed.data->str(), "web_requests_total{code=\"200\"}").c_str());
+	// A counter that moved changes its line and nothing else.
+	applyOk(store, "web", web(11, 4), 106);
+	auto moved = store.expositionParts();
+	std::string text = moved.data->str();
+	STRCMP_EQUAL("11", valueOf(text, "web_requests_total{code=\"200\"}").c_str());
+	STRCMP_EQUAL("2", valueOf(text, "web_requests_total{code=\"500\"}").c_str());
+	// The body in pieces is the joined body's start, byte for byte.
+	CHECK(render(store).rfind(text, 0) == 0);
+	UNSIGNED_LONGS_EQUAL(text.size(), moved.data->size);
+}
+
+TEST(Rendering, SeriesSentInAnotherOrderOrFewerAreRenderedAsSent)
+{
+	MetricStore store(twoServices());
+	auto active = [](std::vector<std::string> hosts) {
+		std::vector<common::Sample> samples;
+		for (size_t i = 0; i < hosts.size(); i++)
+			samples.push_back(sample(static_cast<double>(i), {{"host", hosts[i]}}));
+		return result("status", {family("web_active", MetricType::Gauge, samples)});
+	};
+	auto lines = [&] {
+		std::string t = store.expositionParts().data->str();
+		return t.substr(t.find("web_active{"));
+	};
+	applyOk(store, "web", active({"a", "b", "c", "d"}), 100);
+	STRCMP_EQUAL("web_active{host=\"a\"} 0\nweb_active{host=\"b\"} 1\n"
+	    "web_active{host=\"c\"} 2\nweb_active{host=\"d\"} 3\n", lines().c_str());
+	applyOk(store, "web", active({"a", "b", "c"}), 101);
+	STRCMP_EQUAL("web_active{host=\"a\"} 0\nweb_active{host=\"b\"} 1\n"
+	    "web_active{host=\"c\"} 2\n", lines().c_str());
+	applyOk(store, "web", active({"a", "c", "b", "c", "e"}), 102);
+	STRCMP_EQUAL("web_active{host=\"a\"} 0\nweb_active{host=\"c\"} 1\n"
+	    "web_active{host=\"b\"} 2\nweb_active{host=\"e\"} 4\n", lines().c_str());
+	STRCMP_EQUAL("1", valueOf(*store.expositionParts().self, "pme_series_dropped_total").c_str());
+}
+
+TEST(Rendering, DuplicatesAnywhereInALaterGroupAreLeftOut)
+{
+	MetricStore store(sharedFamily());
+	auto up = [](std::vector<std::string> keys, double base) {
+		std::vector<common::Sample> samples;
+		for (size_t i = 0; i < keys.size(); i++)
+			samples.push_back(sample(base + static_cast<double>(i), {{"k", keys[i]}}));
+		return family("up_seconds", MetricType::Gauge, samples);
+	};
+	applyOk(store, "web", result("a", {up({"x", "y", "z"}, 10)}), 100);
+	// db repeats web's series at its start, in its middle and at its end.
+	applyOk(store, "db", result("c", {up({"x", "p", "y", "q", "z"}, 20)}), 100);
+	std::string text = render(store);
+	std::string block = "up_seconds{k=\"x\"} 10\nup_seconds{k=\"y\"} 11\n"
+	    "up_seconds{k=\"z\"} 12\nup_seconds{k=\"p\"} 21\nup_seconds{k=\"q\"} 23\n";
+	CHECK_TEXT(text.find(block) != std::string::npos, text.c_str());
+	STRCMP_EQUAL("3", valueOf(text, "pme_series_dropped_total").c_str());
+	applyOk(store, "db", result("c", {up({"p", "q", "z"}, 30)}), 101);
+	text = render(store);
+	block = "up_seconds{k=\"x\"} 10\nup_seconds{k=\"y\"} 11\n"
+	    "up_seconds{k=\"z\"} 12\nup_seconds{k=\"p\"} 30\nup_seconds{k=\"q\"} 31\n"
+	    "# HELP";
+	CHECK_TEXT(text.find(block) != std::string::npos, text.c_str());
+	STRCMP_EQUAL("4", valueOf(text, "pme_series_dropped_total").c_str());
+}
+
+TEST(Rendering, CachesNoClientUsesAreDropped)
+{
+	MetricStore store(twoServices());
+	// The same result all along: nothing changes but the time.
+	auto active = [&](double now) {
+		applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+		    {sample(1)})}), now);
+		store.expire(now);
+	};
+	active(100);
+	auto om = store.expositionParts(Format::OpenMetrics);
+	auto gz = store.expositionParts(Format::Text, true);
+	active(400);
+	CHECK(store.expositionParts(Format::OpenMetrics).data.get() == om.data.get());
+	CHECK(store.expositionParts(Format::Text, true).data.get() == gz.data.get());
+	// Ten minutes on without a request for either: both are made anew,
+	// the same bytes.
+	active(1001);
+	auto om2 = store.expositionParts(Format::OpenMetrics);
+	auto gz2 = store.expositionParts(Format::Text, true);
+	CHECK(om2.data.get() != om.data.get());
+	CHECK(gz2.data.get() != gz.data.get());
+	CHECK(om2.data->str() == om.data->str());
+	CHECK(gz2.data->str() == gz.data->str());
+	// What a response still sends is intact.
+	STRCMP_EQUAL("1", valueOf(om.data->str(), "web_active").c_str());
 }
 
 TEST(Rendering, SelfMetricsAndHelpFromTheConfig)
@@ -1350,12 +1489,12 @@ TEST_GROUP(OpenMetrics)
 
 	std::string om(MetricStore &store)
 	{
-		return *store.expositionParts(Format::OpenMetrics).data;
+		return store.expositionParts(Format::OpenMetrics).data->str();
 	}
 
 	std::string text(MetricStore &store)
 	{
-		return *store.expositionParts(Format::Text).data;
+		return store.expositionParts(Format::Text).data->str();
 	}
 };
 
@@ -1495,10 +1634,12 @@ TEST(OpenMetrics, CreatedIsWhenTheStoreBeganCountingAndASourceResetKeepsIt)
 {
 	MetricStore store(twoServices());
 	auto created = [&] {
-		return valueOf(*store.expositionParts(Format::OpenMetrics).data, "web_requests_created");
+		return valueOf(store.expositionParts(Format::OpenMetrics).data->str(),
+		    "web_requests_created");
 	};
 	auto total = [&] {
-		return valueOf(*store.expositionParts(Format::OpenMetrics).data, "web_requests_total");
+		return valueOf(store.expositionParts(Format::OpenMetrics).data->str(),
+		    "web_requests_total");
 	};
 	STRCMP_EQUAL("10", counterAfter(store, 10, 100).c_str());
 	STRCMP_EQUAL("100", created().c_str());
@@ -1534,7 +1675,7 @@ TEST(OpenMetrics, AHistogramIsCreatedWithItsFirstSamples)
 			s.push_back(sample(b1, {{"le", "1"}}, "_bucket"));
 		applyOk(store, "app", result("g", {family("lat_seconds", MetricType::Histogram, s)}),
 		    now);
-		return *store.expositionParts(Format::OpenMetrics).data;
+		return store.expositionParts(Format::OpenMetrics).data->str();
 	};
 	std::string o = apply(1, 2, 100);
 	STRCMP_EQUAL("100", valueOf(o, "lat_seconds_created").c_str());
@@ -1571,9 +1712,9 @@ TEST(OpenMetrics, BothFormatsAreCachedUntilAFamilyChanges)
 	    102);
 	auto o3 = store.expositionParts(Format::OpenMetrics);
 	CHECK(o3.data.get() != o1.data.get());
-	STRCMP_EQUAL("30", valueOf(*o3.data, "app_temp").c_str());
+	STRCMP_EQUAL("30", valueOf(o3.data->str(), "app_temp").c_str());
 	// The old body is intact for whoever still sends it.
-	STRCMP_EQUAL("21.5", valueOf(*o1.data, "app_temp").substr(0, 4).c_str());
+	STRCMP_EQUAL("21.5", valueOf(o1.data->str(), "app_temp").substr(0, 4).c_str());
 	STRCMP_EQUAL("30", valueOf(text(store), "app_temp").c_str());
 }
 
@@ -1591,10 +1732,10 @@ TEST(OpenMetrics, GzipIsMadeOncePerChangeAndFormat)
 		CHECK(z1.data.get() == z2.data.get());
 		CHECK(z1.self.get() != z2.self.get());
 		bool ok = false;
-		std::string body = gunzip(*z2.data + *z2.self, &ok);
+		std::string body = gunzip(z2.data->str() + *z2.self, &ok);
 		CHECK_TRUE(ok);
-		CHECK(body.rfind(*plain.data, 0) == 0);
-		std::string self = body.substr(plain.data->size());
+		CHECK(body.rfind(plain.data->str(), 0) == 0);
+		std::string self = body.substr(plain.data->size);
 		CHECK(self.starts_with(f == Format::Text ? "# HELP pme_source_up " :
 		    "# TYPE pme_source_up gauge\n"));
 		CHECK(self.ends_with(f == Format::Text ? "\n" : "\n# EOF\n"));
@@ -1609,9 +1750,21 @@ TEST(OpenMetrics, GzipIsMadeOncePerChangeAndFormat)
 	auto om2 = store.expositionParts(Format::OpenMetrics, true);
 	CHECK(om2.data.get() != om1.data.get());
 	bool ok = false;
-	std::string body = gunzip(*om2.data + *om2.self, &ok);
+	std::string body = gunzip(om2.data->str() + *om2.self, &ok);
 	CHECK_TRUE(ok);
 	STRCMP_EQUAL("30", valueOf(body, "app_temp").c_str());
+	// Only what changed was deflated again: app_temp in the text format
+	// is a piece of its own (its samples; its header stays).
+	auto text2 = store.expositionParts(Format::Text, true);
+	const auto &a = text1.data->pieces, &b = text2.data->pieces;
+	LONGS_EQUAL(a.size(), b.size());
+	size_t differ = 0;
+	for (size_t i = 0; i < a.size(); i++)
+		differ += a[i].get() != b[i].get();
+	LONGS_EQUAL(1, differ);
+	body = gunzip(text2.data->str() + *text2.self, &ok);
+	CHECK_TRUE(ok);
+	CHECK(body.rfind(store.expositionParts(Format::Text).data->str(), 0) == 0);
 }
 
 TEST(OpenMetrics, AUnitFromAnImportedFamilyWhereItFitsTheName)
@@ -1757,10 +1910,10 @@ TEST(OpenMetrics, RenderingAHundredThousandSeries)
 	printf("\n100,000 series from scratch: apply (lines rendered) %.1f ms; text joined "
 	    "%.1f ms (%zu bytes); OpenMetrics rendered and joined %.1f ms (%zu bytes); gzip "
 	    "%.1f ms (%zu bytes); then a gzip scrape %.2f ms\n", ms(t0, t1), ms(t1, t2),
-	    text.data->size(), ms(t2, t3), om.data->size(), ms(t3, t4), textGz.data->size(),
+	    text.data->size, ms(t2, t3), om.data->size, ms(t3, t4), textGz.data->size,
 	    ms(t4, t5));
-	LONGS_EQUAL(100000 + 4, count(*text.data, "\n"));
-	LONGS_EQUAL(150000 + 4, count(*om.data, "\n"));
+	LONGS_EQUAL(100000 + 4, count(text.data->str(), "\n"));
+	LONGS_EQUAL(150000 + 4, count(om.data->str(), "\n"));
 	CHECK(again.data.get() == textGz.data.get());
 
 	// Every value changes: what each cycle of such an exporter costs.
@@ -1779,6 +1932,7 @@ TEST(OpenMetrics, RenderingAHundredThousandSeries)
 	t3 = Clock::now();
 	printf("after a change of every value: apply %.1f ms; text %.1f ms; OpenMetrics %.1f ms\n",
 	    ms(t0, t1), ms(t1, t2), ms(t2, t3));
-	CHECK(text.data->find("bench_requests_total{instance=\"host-1\",path=\"/api/v1/item/1\"} "
+	CHECK(text.data->str().find(
+	    "bench_requests_total{instance=\"host-1\",path=\"/api/v1/item/1\"} "
 	    "8\n") != std::string::npos);
 }
