@@ -27,6 +27,10 @@
 //    changes only families the service declares (a worker cannot write
 //    another service's series);
 //  - a family of one service carries that service's constant labels.
+// The same data in the other forms /metrics serves must agree with it: the
+// text format in pieces is a prefix of the exposition; OpenMetrics has one
+// "# EOF", at the end, and only comment, sample or blank-free lines; each
+// gzip body inflates (zlib, trailer checked) to exactly its plain body.
 //
 // The seeds are real encodings of results for the configuration, also
 // mutated as results before encoding (a family of another service, a
@@ -49,6 +53,7 @@
 #include "common/group_result.hpp"
 #include "daemon/metric_store.hpp"
 #include "fuzz_util.hpp"
+#include "tests/unit/daemon/gunzip.hpp"
 #include "proto/frame.h"
 #include "proto/message.h"
 
@@ -504,8 +509,56 @@ struct Run {
 				});
 			}
 		}
+		otherForms(*text);
 		shown = std::move(text);
 		last = std::move(cur);
+	}
+
+	// The bodies /metrics would serve in the other formats and encodings.
+	void otherForms(const std::string &text)
+	{
+		using daemon::Format;
+		auto plain = store.expositionParts(Format::Text, false);
+		std::string data = plain.data->str();
+		check(text.compare(0, data.size(), data) == 0, [&] {
+			return "the text format in pieces is not the start of the exposition:\n" + data;
+		});
+		for (Format f : {Format::Text, Format::OpenMetrics}) {
+			auto p = store.expositionParts(f, false);
+			std::string body = p.data->str() + *p.self;
+			auto z = store.expositionParts(f, true);
+			bool ok = false;
+			std::string inflated = pme::test::gunzip(z.data->str() + *z.self, &ok);
+			check(ok, [&] { return std::string("a gzip body that zlib refuses, format ") +
+			    daemon::formatName(f); });
+			// The self-metrics differ from one call to the next (the
+			// scrape counter): the collected part must be the same.
+			std::string collected = p.data->str();
+			check(inflated.compare(0, collected.size(), collected) == 0, [&] {
+				return std::string("a gzip body that does not inflate to the plain one, "
+				    "format ") + daemon::formatName(f);
+			});
+			if (f != Format::OpenMetrics)
+				continue;
+			check(body.size() >= 6 && body.compare(body.size() - 6, 6, "# EOF\n") == 0 &&
+			    body.find("# EOF\n") == body.size() - 6, [&] {
+				return "OpenMetrics without one # EOF at its end:\n" + body;
+			});
+			size_t at = 0;
+			while (at < body.size()) {
+				size_t nl = body.find('\n', at);
+				check(nl != std::string::npos && nl > at, [&] {
+					return "OpenMetrics with an empty or unterminated line:\n" + body;
+				});
+				std::string_view line(body.data() + at, nl - at);
+				bool comment = line.starts_with("# TYPE ") || line.starts_with("# HELP ") ||
+				    line.starts_with("# UNIT ") || line == "# EOF";
+				check(comment || line[0] != '#', [&] {
+					return "OpenMetrics with an unknown comment: " + std::string(line);
+				});
+				at = nl + 1;
+			}
+		}
 	}
 
 	void protocolError(const std::string &why)
