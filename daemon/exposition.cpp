@@ -619,22 +619,22 @@ void appendOmSample(std::string &out, std::string_view line, size_t nameLen,
 
 namespace {
 
-// Level 1: pieces are compressed on the event loop each time their
-// family changes, which for a large exporter whose counters move is
-// every cycle, and a scrape that finds them changed waits for it.  On
-// the 7.9 MB body of 100,000 series (tests/bench/bench_render), the
+// Level 1 (GzipFast) first: pieces are compressed on the event loop each
+// time their family changes, which for a large exporter whose counters
+// move is every cycle, and a scrape that finds them changed waits for it.
+// On the 7.9 MB body of 100,000 series (tests/bench/bench_render), the
 // fastest level takes a fifth of the CPU of the default level 6 (28
-// against 134 ms) for a result 22% larger (0.89 against 0.73 MB): either
-// is about a tenth of the text, and the bytes are sent on loopback or a
-// LAN, where 160 KB cost far less than 100 ms.
-constexpr int GzipLevel = 1;
+// against 134 ms) for a result 22% larger (0.89 against 0.73 MB).  A
+// piece that stays the same while it is served many times is compressed
+// again at level 6 (GzipSmall): the CPU is spent once, the bytes saved on
+// every answer, which is what bounds a client on a fast link.
 
 // A raw deflate stream (no zlib or gzip framing of its own).
 class Deflater {
 public:
-	Deflater()
+	explicit Deflater(int level)
 	{
-		if (deflateInit2(&z_, GzipLevel, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		if (deflateInit2(&z_, level, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
 			throw std::bad_alloc();
 	}
 	~Deflater() { deflateEnd(&z_); }
@@ -696,13 +696,14 @@ std::string_view gzipHeader()
 	return {header, sizeof header};
 }
 
-Deflated deflatePiece(std::string_view text)
+Deflated deflatePiece(std::string_view text, int level)
 {
-	// One stream for every piece: its memory (some 270 KB at level 1)
-	// is allocated and set up once, not per piece.
-	static Deflater z;
+	// One stream per level for every piece: its memory (some 270 KB) is
+	// allocated and set up once, not per piece.
+	static Deflater fast(GzipFast), small(GzipSmall);
 	Deflated d;
-	z.run(d.bytes, text);
+	d.level = level == GzipSmall ? GzipSmall : GzipFast;
+	(d.level == GzipSmall ? small : fast).run(d.bytes, text);
 	d.crc = static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef *>(text.data()),
 	    text.size()));
 	return d;

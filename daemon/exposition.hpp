@@ -131,8 +131,14 @@ std::string_view gzipHeader();
 struct Deflated {
 	std::string bytes;
 	uint32_t crc = 0;
+	int level = 0;
 };
-Deflated deflatePiece(std::string_view text);
+// zlib's fastest level, for a piece just changed, and its default level,
+// for a piece served so often unchanged that fewer bytes are worth the
+// CPU (MetricStore::expositionParts()).
+constexpr int GzipFast = 1;
+constexpr int GzipSmall = 6;
+Deflated deflatePiece(std::string_view text, int level = GzipFast);
 // The CRC-32 of a text A followed by B, from theirs and B's length.
 uint32_t crc32Combine(uint32_t crcA, uint32_t crcB, uint64_t lengthB);
 // The end of a member whose pieces so far inflate to `size` bytes of

@@ -304,6 +304,7 @@ struct Body {
 	std::shared_ptr<const SharedBuffers> gzip; // gzipHeader() and the pieces deflated
 	uint32_t crc = 0;                      // of data
 	uint64_t gzipVersion = 0;              // the version gzip was made of
+	uint32_t gzipServed = 0;               // answers of that gzip so far
 	std::string status;                    // status block of the self-metrics
 	bool statusDirty = true;
 	// Impl::clock at the last request for this format, with and without
@@ -1849,15 +1850,23 @@ MetricStore::Parts MetricStore::expositionParts(Format format, bool gzip)
 		*self += "# EOF\n";
 	if (!gzip)
 		return {b.data, std::move(self)};
-	if (!b.gzip || b.gzipVersion != b.version) {
-		// Each piece deflated once, whatever body it is part of.
+	// A body served this many times unchanged has its pieces compressed
+	// again, smaller (exposition.cpp, GzipSmall): a body that changes at
+	// every cycle never gets there, a stable one pays once.
+	constexpr uint32_t recompressAfter = 32;
+	bool recompress = b.gzip && b.gzipVersion == b.version && ++b.gzipServed == recompressAfter;
+	if (!b.gzip || b.gzipVersion != b.version || recompress) {
+		// Each piece deflated once per level, whatever body it is part of.
 		static const auto header = std::make_shared<const std::string>(gzipHeader());
 		auto z = std::make_shared<SharedBuffers>();
 		z->add(header);
 		uint32_t crc = 0;
+		if (!recompress)
+			b.gzipServed = 1; // this answer
 		for (const auto &p : b.pieces) {
-			if (!p->gz)
-				p->gz = std::make_shared<const Deflated>(deflatePiece(p->text));
+			if (!p->gz || (recompress && p->gz->level != GzipSmall))
+				p->gz = std::make_shared<const Deflated>(deflatePiece(p->text,
+				    recompress ? GzipSmall : GzipFast));
 			z->add(std::shared_ptr<const std::string>(p->gz, &p->gz->bytes));
 			crc = crc32Combine(crc, p->gz->crc, p->text.size());
 		}

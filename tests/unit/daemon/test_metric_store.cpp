@@ -1720,6 +1720,49 @@ TEST(OpenMetrics, BothFormatsAreCachedUntilAFamilyChanges)
 
 using pme::test::gunzip;
 
+TEST(OpenMetrics, AGzipBodyServedOftenUnchangedIsCompressedAgainSmaller)
+{
+	MetricStore store(load(R"(
+services:
+  node:
+    metric_groups:
+      textfile:
+        source_type: file
+        source: /var/lib/node/textfile.prom
+        content_type: prometheus
+)"));
+	auto many = [](double base) {
+		std::vector<common::Sample> samples;
+		for (int i = 0; i < 3000; i++)
+			samples.push_back(sample(base + i % 7, {{"path", "/api/v1/items/" +
+			    std::to_string(i % 97)}, {"instance", "host-" + std::to_string(i)}}));
+		return family("node_requests", MetricType::Gauge, std::move(samples));
+	};
+	applyOk(store, "node", result("textfile", {many(1)}), 100);
+	auto plain = store.expositionParts(Format::Text);
+	auto first = store.expositionParts(Format::Text, true);
+	// Answers 2 to 32 share the body the first made, at the fast level.
+	for (int i = 2; i < 32; i++)
+		CHECK(store.expositionParts(Format::Text, true).data.get() == first.data.get());
+	auto again = store.expositionParts(Format::Text, true);
+	CHECK(again.data.get() != first.data.get());
+	CHECK_TEXT(again.data->size < first.data->size * 95 / 100, (std::to_string(again.data->size) +
+	    " bytes, not smaller than " + std::to_string(first.data->size)).c_str());
+	bool ok = false;
+	std::string body = gunzip(again.data->str() + *again.self, &ok);
+	CHECK_TRUE(ok);
+	CHECK(body.rfind(plain.data->str(), 0) == 0);
+	// From then on, that body; a change starts again at the fast level,
+	// where only the changed pieces are compressed again.
+	CHECK(store.expositionParts(Format::Text, true).data.get() == again.data.get());
+	applyOk(store, "node", result("textfile", {many(2)}), 101);
+	auto changed = store.expositionParts(Format::Text, true);
+	CHECK(changed.data.get() != again.data.get());
+	body = gunzip(changed.data->str() + *changed.self, &ok);
+	CHECK_TRUE(ok);
+	CHECK(body.rfind(store.expositionParts(Format::Text).data->str(), 0) == 0);
+}
+
 TEST(OpenMetrics, GzipIsMadeOncePerChangeAndFormat)
 {
 	MetricStore store(everyType());
