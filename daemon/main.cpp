@@ -329,13 +329,16 @@ int run(int argc, char **argv)
 	{
 		daemon::Supervisor supervisor(&loop, std::move(config), std::move(*spawner), opts);
 		auto started = supervisor.start();
-		if (!started) {
+		if (started) {
+			uv_run(&loop, UV_RUN_DEFAULT);
+			code = supervisor.exitCode();
+		} else {
 			log::warnx("%s", started.error().message.c_str());
-			return EX_UNAVAILABLE;
+			code = EX_UNAVAILABLE;
 		}
-		uv_run(&loop, UV_RUN_DEFAULT);
-		code = supervisor.exitCode();
 	}
+	// The handles the supervisor closed are freed by one more run, and
+	// the loop's own memory by uv_loop_close(), on every way out.
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	return code;

@@ -73,6 +73,9 @@ class Pmed:
     def __init__(self, config, port=None, extra=(), env=None, command=None):
         """command: how to start pmed (default: the built binary)."""
         self.port = port
+        # Seconds a request may take; a test that loads a sanitizer build
+        # hard may allow more.
+        self.request_timeout = 10
         self.log_path = config + ".log"
         self.log_file = open(self.log_path, "w")
         self.proc = subprocess.Popen([*(command or [PMED]), "-d", "-f", config, *extra],
@@ -105,7 +108,7 @@ class Pmed:
         raise AssertionError(f"pmed did not listen on {self.port}:\n{self.log()}")
 
     def request(self, path, method="GET", headers=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.request_timeout)
         try:
             conn.request(method, path, headers=headers or {})
             r = conn.getresponse()

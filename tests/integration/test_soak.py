@@ -987,10 +987,18 @@ class Soak:
         return rss_warm, rss_end, promtool
 
     def finish(self, rss_warm, rss_end, promtool):
-        log = self.pmed.log()
-        for s, pid in self.killed:
-            if not re.search(rf"worker\[{s}\] \(pid {pid}\) was killed by signal 9", log):
-                self.problem(f"the kill of worker[{s}] (pid {pid}) was not logged")
+        # A kill just before the end may not be logged yet, in a slow
+        # (sanitizer) build: a few seconds more for the log to say it.
+        deadline = time.monotonic() + 10
+        while True:
+            log = self.pmed.log()
+            missing = [(s, pid) for s, pid in self.killed if not re.search(
+                rf"worker\[{s}\] \(pid {pid}\) was killed by signal 9", log)]
+            if not missing or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        for s, pid in missing:
+            self.problem(f"the kill of worker[{s}] (pid {pid}) was not logged")
         tree = self.pmed.descendants()
         code = self.pmed.stop()
         left = [p for p in tree if pmetest.alive(p)]
