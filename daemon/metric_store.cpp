@@ -16,7 +16,21 @@
 // labels, the value on its line, where the line is), and no other copy of
 // its labels.  A result that sends the series it sent last time, as most
 // do, is compared with these records and renders nothing; a series whose
-// value changed is rendered again, the others copied.  Fragments of one
+// value changed is rendered again, the others copied.
+//
+// A hash finds a series, it never identifies one: workers are not trusted,
+// and one that computed labels hashing like another service's series must
+// not make that series go.  Wherever two keys are equal, the texts of the
+// series (the line up to its value) are compared too, lengths first: the
+// same text is the same series, equal keys with different texts are two
+// series, both kept.  The comparison is of a series to its own record in
+// the normal case: a walk of the sample's labels along the line, nothing
+// rendered (writes()).  The same labels in another order are the same
+// series (the key adds the labels' hashes, and texts of equal length that
+// differ are compared label by label).  Counter state has no text: it is
+// kept per group and family, where a worker can only confuse its own
+// series, and a series whose key an earlier, different one of its result
+// has gets a state key of its own (stateKey()).  Fragments of one
 // family name, from every group of every service in config order, make a
 // MergedFamily: one HELP/TYPE header and all its samples contiguous, as the
 // format requires.  The body of a scrape is a list of pieces (SharedBuffers,
@@ -184,8 +198,11 @@ struct Series {
 	// for the other samples.  OpenMetrics' _created.
 	double created = std::numeric_limits<double>::quiet_NaN();
 	uint32_t offset = 0;
-	uint32_t length : 31 = 0;
+	uint32_t length : 30 = 0;
 	uint32_t timestamped : 1 = 0; // the line ends with a timestamp (ms)
+	// Its key is that of an earlier series of the fragment whose text
+	// differs: its counter state is kept under a key of its own.
+	uint32_t collides : 1 = 0;
 };
 
 // One family of one group: the series it last reported, their lines in
@@ -470,6 +487,165 @@ bool sameBits(double a, double b)
 	return std::bit_cast<uint64_t>(a) == std::bit_cast<uint64_t>(b);
 }
 
+// What names the series on a sample line: the line without its value,
+// timestamp and newline ("name_sum{a=\"x\"}").  Values and timestamps
+// hold no space, label values may: cut from the end.
+std::string_view seriesText(std::string_view line, bool timestamped)
+{
+	line.remove_suffix(1);
+	if (timestamped)
+		line = line.substr(0, line.rfind(' '));
+	return line.substr(0, line.rfind(' '));
+}
+
+// The labels of a series text, each as written (a="x"), in order.
+void splitLabels(std::string_view text, std::vector<std::string_view> &out)
+{
+	size_t i = text.find('{');
+	if (i == std::string_view::npos)
+		return;
+	i++;
+	while (i < text.size()) {
+		size_t eq = text.find('=', i);
+		if (eq == std::string_view::npos)
+			break;
+		size_t end = eq + 2;
+		while (end < text.size() && text[end] != '"')
+			end += text[end] == '\\' ? 2 : 1;
+		out.push_back(text.substr(i, end + 1 - i));
+		i = end + 2; // past the quote and the comma or brace
+	}
+}
+
+// Whether two series texts (seriesText()) name the same series: the same
+// bytes, or the same name and the same labels in another order.  Texts
+// of different lengths never do.
+bool sameSeries(std::string_view a, std::string_view b)
+{
+	if (a.size() != b.size())
+		return false;
+	if (std::memcmp(a.data(), b.data(), a.size()) == 0)
+		return true;
+	// Equal keys and lengths but other bytes: a reordering, or a
+	// collision.  Rare, so vectors made on the spot.
+	size_t brace = a.find('{');
+	if (brace == std::string_view::npos || a.substr(0, brace + 1) != b.substr(0, brace + 1))
+		return false;
+	std::vector<std::string_view> la, lb;
+	splitLabels(a, la);
+	splitLabels(b, lb);
+	std::sort(la.begin(), la.end());
+	std::sort(lb.begin(), lb.end());
+	return la == lb;
+}
+
+// Whether the n bytes at a and b are equal, inline: the texts compared
+// here are short, and a call to memcmp() costs more than they do.
+bool sameBytes(const char *a, const char *b, size_t n)
+{
+	for (; n >= 8; a += 8, b += 8, n -= 8) {
+		uint64_t x, y;
+		std::memcpy(&x, a, 8);
+		std::memcpy(&y, b, 8);
+		if (x != y)
+			return false;
+	}
+	for (; n > 0; n--)
+		if (*a++ != *b++)
+			return false;
+	return true;
+}
+
+// Whether the n bytes at v are those at t, and none of them a quote or a
+// backslash (so that v written as a label value is v itself): 8 bytes at
+// a time.
+bool samePlain(const char *t, const char *v, size_t n)
+{
+	constexpr uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	auto has = [](uint64_t x, unsigned char c) {
+		uint64_t y = x ^ (ones * c);
+		return ((y - ones) & ~y & highs) != 0;
+	};
+	for (; n >= 8; t += 8, v += 8, n -= 8) {
+		uint64_t x, y;
+		std::memcpy(&x, v, 8);
+		std::memcpy(&y, t, 8);
+		if (x != y || has(x, '"') || has(x, '\\'))
+			return false;
+	}
+	for (; n > 0; n--, t++, v++)
+		if (*t != *v || *v == '"' || *v == '\\')
+			return false;
+	return true;
+}
+
+// Whether `text` (seriesText()) is what appendSample() writes for a
+// sample of `name` and `suffix` with `labels`, then `constLabels`: a
+// series compared with its record without being rendered.
+bool writes(std::string_view text, std::string_view name, std::string_view suffix,
+    const std::vector<common::Label> &labels, const common::Pairs &constLabels)
+{
+	const char *t = text.data(), *end = t + text.size();
+	auto take = [&](std::string_view what) {
+		if (static_cast<size_t>(end - t) < what.size() ||
+		    !sameBytes(t, what.data(), what.size()))
+			return false;
+		t += what.size();
+		return true;
+	};
+	auto is = [&](char c) {
+		if (t == end || *t != c)
+			return false;
+		t++;
+		return true;
+	};
+	// A label value, escaped as appendLabelValue() does.  A quote or a
+	// backslash in the text is never one of the value's own: it ends
+	// the value or starts an escape.
+	auto value = [&](std::string_view v) {
+		if (static_cast<size_t>(end - t) >= v.size() && samePlain(t, v.data(), v.size())) {
+			t += v.size();
+			return true;
+		}
+		for (char c : v) {
+			if (t != end && *t == c && c != '\\' && c != '"') {
+				t++;
+				continue;
+			}
+			bool escaped = c == '\\' || c == '"' || c == '\n';
+			if (!escaped || end - t < 2 || t[0] != '\\' || t[1] != (c == '\n' ? 'n' : c))
+				return false;
+			t += 2;
+		}
+		return true;
+	};
+	char separator = '{';
+	auto label = [&](std::string_view n, std::string_view v) {
+		bool ok = is(separator) && take(n) && is('=') && is('"') && value(v) && is('"');
+		separator = ',';
+		return ok;
+	};
+	if (!take(name) || !take(suffix))
+		return false;
+	for (const auto &l : labels)
+		if (!label(l.name, l.value))
+			return false;
+	for (const auto &[n, v] : constLabels)
+		if (!label(n, v))
+			return false;
+	return separator == '{' ? t == end : end - t == 1 && *t == '}';
+}
+
+// The key of a series' counter state: its own key, or for a series whose
+// key `others` earlier, different series of its result have, a key made
+// from both.  Such series keep apart while they come in the same order;
+// another order swaps their states, which shows as a reset, never as a
+// series lost.
+uint64_t stateKey(uint64_t key, size_t others)
+{
+	return others == 0 ? key : mix(key, others);
+}
+
 common::Result<void> checkSample(const common::Family &fam, const common::Sample &s)
 {
 	if (!suffixAllowed(fam.type, s.suffix))
@@ -637,8 +813,10 @@ struct MetricStore::Impl {
 	double processStatsAt = 0; // CLOCK_MONOTONIC seconds
 	// Reused by applyFamily() from one result to the next.
 	std::vector<SeriesKeys> keys;
+	std::vector<bool> written; // sample i is written as old series i
 	KeySet seenKeys;
 	std::string sampleName;
+	std::string seriesScratch; // a sample's series text (seriesText())
 
 	explicit Impl(const common::Config &config);
 	ServiceState *findService(const std::string &name);
@@ -787,7 +965,10 @@ ServiceState *MetricStore::Impl::findService(const std::string &name)
 // The histogram or summary series of a result that were reset: their
 // _count or one of their buckets went down since the last result.  The
 // first of duplicate samples is the one that counts, as in applyFamily.
-// Uses the keys applyFamily() computed, one per sample in order.
+// Uses the keys applyFamily() computed, one per sample in order, and takes
+// them for series unchecked: a collision within the result (made by the
+// group's own worker, or 1 in 2^64) can at worst make a series of this
+// group take another's reset, never lose a series nor touch another group.
 std::unordered_set<uint64_t, KeyHash> MetricStore::Impl::resetSets(const GroupState &g,
     const Fragment &frag, const std::vector<const common::Family *> &fams)
 {
@@ -836,11 +1017,21 @@ void MetricStore::Impl::applyFamily(ServiceState &svc, GroupState &g, Fragment &
 {
 	std::vector<common::Label> own;
 	uint64_t constSum = constantSum(svc.labels);
+	const std::vector<Series> &old = frag.series;
+	// The keys, and whether each sample is written as the series at its
+	// place last time, compared while its labels are in the cache.
 	keys.clear();
-	for (const common::Family *fam : fams)
-		for (const auto &s : fam->samples)
-			keys.push_back(seriesKeys(frag.type, s.suffix,
-			    exportedLabels(s, svc.labels, own), constSum));
+	written.clear();
+	for (const common::Family *fam : fams) {
+		for (const auto &s : fam->samples) {
+			const auto &labels = exportedLabels(s, svc.labels, own);
+			size_t i = keys.size();
+			keys.push_back(seriesKeys(frag.type, s.suffix, labels, constSum));
+			written.push_back(i < old.size() && old[i].key == keys.back().series &&
+			    writes(seriesText(frag.line(old[i]), old[i].timestamped), frag.name,
+			    s.suffix, labels, svc.labels));
+		}
+	}
 	bool counts = frag.type == MetricType::Counter || frag.type == MetricType::Histogram ||
 	    frag.type == MetricType::Summary;
 	CounterStates *states = counts ? &g.counters[frag.name] : nullptr;
@@ -850,7 +1041,6 @@ void MetricStore::Impl::applyFamily(ServiceState &svc, GroupState &g, Fragment &
 	if (frag.type == MetricType::Histogram || frag.type == MetricType::Summary)
 		resets = resetSets(g, frag, fams);
 
-	const std::vector<Series> &old = frag.series;
 	std::string_view oldText = frag.text ? std::string_view(frag.text->text) : std::string_view();
 	// The new series: the first `same` of the old ones, then `fresh`,
 	// filled from the first series that differs or comes out of order
@@ -866,31 +1056,65 @@ void MetricStore::Impl::applyFamily(ServiceState &svc, GroupState &g, Fragment &
 		fresh.assign(old.begin(), old.begin() + static_cast<ptrdiff_t>(same));
 	};
 	PiecePtr text;          // made at the first series that differs
-	// Keys kept so far, once the series stopped coming as in the last
-	// result; until then none can be a duplicate, as the last ones were
-	// not.
+	// Series kept so far by key, once the series stopped coming as in
+	// the last result; until then none can be a duplicate, as the last
+	// ones were not.
 	KeySet &seen = seenKeys;
 	bool inOrder = true;
+	// The series text of a kept series, in the text its offset is in.
+	auto keptText = [&](const Series &f) {
+		std::string_view in = text ? std::string_view(text->text) : oldText;
+		return seriesText(in.substr(f.offset, f.length), f.timestamped);
+	};
+	std::string &series = seriesScratch;
 	size_t k = 0;
 	for (const common::Family *fam : fams) {
 		for (const auto &s : fam->samples) {
 			const SeriesKeys &sk = keys[k++];
 			uint64_t key = sk.series;
 			size_t i = copied ? fresh.size() : same;
-			if (inOrder && (i >= old.size() || old[i].key != key)) {
+			const auto &labels = exportedLabels(s, svc.labels, own);
+			// Whether it is the series of a kept text, whose key is
+			// equal: written as this sample would be, else (labels
+			// in another order, or a collision) compared with its
+			// rendered text.
+			bool rendered = false;
+			auto isSeries = [&](std::string_view kept) {
+				if (writes(kept, frag.name, s.suffix, labels, svc.labels))
+					return true;
+				if (!rendered) {
+					rendered = true;
+					sampleName.assign(frag.name);
+					sampleName += s.suffix;
+					series.clear();
+					appendSample(series, sampleName, labels, svc.labels, 0);
+					series.resize(series.rfind(' '));
+				}
+				return sameSeries(kept, series);
+			};
+			// Whether it is the series at the same place last time.
+			bool asBefore = i < old.size() && old[i].key == key &&
+			    ((i == k - 1 && written[i]) ||
+			    isSeries(seriesText(frag.line(old[i]), old[i].timestamped)));
+			if (inOrder && !(asBefore && !old[i].collides)) {
 				inOrder = false;
 				copy();
 				seen.reset(keys.size());
-				for (const auto &f : fresh)
-					seen.insert(f.key);
+				for (size_t j = 0; j < fresh.size(); j++)
+					seen.insert(fresh[j].key, static_cast<uint32_t>(j));
 			}
-			if (!inOrder && seen.contains(key)) {
+			size_t others = 0; // earlier, different series of its key
+			if (!inOrder && seen.find(key, [&](uint32_t j) {
+				// j may be past the end: a series whose line
+				// was too long is inserted, then not kept.
+				return j < fresh.size() && isSeries(keptText(fresh[j]));
+			    }, &others)) {
 				seriesDropped++;
 				continue;
 			}
-			const auto &labels = exportedLabels(s, svc.labels, own);
 			Series ser;
 			ser.key = key;
+			ser.collides = others > 0;
 			ser.value = s.value;
 			ser.timestamped = s.timestampMs.has_value();
 			if (tracked(frag.type, s.suffix)) {
@@ -899,16 +1123,17 @@ void MetricStore::Impl::applyFamily(ServiceState &svc, GroupState &g, Fragment &
 					bool set = !resets.empty() && resets.count(sk.set);
 					reset = set ? Reset::Set : Reset::NotSet;
 				}
-				auto exposed = track(g, *states, key, s.suffix, s.value, reset, now);
+				auto exposed = track(g, *states, stateKey(key, others), s.suffix,
+				    s.value, reset, now);
 				if (!exposed)
 					continue;
 				ser.value = exposed->value;
 				ser.created = exposed->created;
 			}
 			if (!inOrder)
-				seen.insert(key);
-			bool unchanged = !ser.timestamped && i < old.size() && old[i].key == key &&
-			    !old[i].timestamped && sameBits(old[i].value, ser.value) &&
+				seen.insert(key, static_cast<uint32_t>(fresh.size()));
+			bool unchanged = !ser.timestamped && asBefore && !old[i].timestamped &&
+			    old[i].collides == ser.collides && sameBits(old[i].value, ser.value) &&
 			    sameBits(old[i].created, ser.created);
 			if (unchanged && !text) {
 				if (copied)
@@ -944,14 +1169,16 @@ void MetricStore::Impl::applyFamily(ServiceState &svc, GroupState &g, Fragment &
 					out += '\n';
 				}
 			}
-			// Offsets are 32 bits: a worker's result is far smaller.
-			if (out.size() > std::numeric_limits<uint32_t>::max() / 2) {
+			// Offsets are 32 bits and lengths 30: a worker's result
+			// is far smaller.
+			if (out.size() > std::numeric_limits<uint32_t>::max() / 2 ||
+			    out.size() - start >= size_t(1) << 30) {
 				out.resize(start);
 				seriesDropped++;
 				continue;
 			}
 			ser.offset = static_cast<uint32_t>(start);
-			ser.length = static_cast<uint32_t>(out.size() - start) & 0x7fffffff;
+			ser.length = static_cast<uint32_t>(out.size() - start) & 0x3fffffff;
 			fresh.push_back(ser);
 		}
 	}
@@ -1083,16 +1310,43 @@ template <typename Fn> void MetricStore::Impl::forEachExported(MergedFamily &m, 
 	size_t total = 0;
 	for (const auto &p : m.parts)
 		total += p.fragment->series.size();
-	std::unordered_map<uint64_t, const ServiceState *, KeyHash> seen;
+	// A series by key is one of those exported, or the same as one of
+	// them: the texts tell (a key is no identity, see the top).
+	struct Exported {
+		const ServiceState *service;
+		const Fragment *fragment;
+		const Series *series;
+		std::string_view text() const
+		{
+			return seriesText(fragment->line(*series), series->timestamped);
+		}
+	};
+	std::unordered_map<uint64_t, Exported, KeyHash> seen;
+	std::vector<Exported> colliding; // the others of a key: none but by collision
 	seen.reserve(total);
 	for (const auto &p : m.parts) {
 		const Fragment &f = *p.fragment;
 		for (const auto &s : f.series) {
-			auto [it, fresh] = seen.emplace(s.key, p.service);
-			if (fresh)
+			Exported e{p.service, &f, &s};
+			auto [it, fresh] = seen.emplace(s.key, e);
+			if (fresh) {
 				fn(f, s);
-			else if (count)
-				countDuplicate(m, *p.service, *it->second, f.line(s));
+				continue;
+			}
+			std::string_view text = e.text();
+			const Exported *first = nullptr;
+			if (sameSeries(it->second.text(), text))
+				first = &it->second;
+			for (size_t c = 0; c < colliding.size() && !first; c++)
+				if (colliding[c].series->key == s.key &&
+				    sameSeries(colliding[c].text(), text))
+					first = &colliding[c];
+			if (!first) {
+				colliding.push_back(e);
+				fn(f, s);
+			} else if (count) {
+				countDuplicate(m, *p.service, *first->service, f.line(s));
+			}
 		}
 	}
 }

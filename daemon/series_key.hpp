@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: ISC
-// The identity of a series (a 64-bit hash of its labels) and the hash
-// tables the store keeps by it.
+// The keys of a series (64-bit hashes of its labels, seeded per process)
+// and the hash tables the store keeps by them.
 #pragma once
+
+#include <sys/random.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -15,13 +19,43 @@
 
 namespace pme::daemon {
 
-// MurmurHash64A (Austin Appleby, public domain): fast on short keys, and
-// a change anywhere in the key changes every bit of the hash.
+// The seed of every hash of this process, drawn once: series come from
+// workers that are not trusted, and a known hash lets one compute labels
+// that collide with another service's series.  The store never takes a
+// hash for the series (it compares the text when keys are equal), so a
+// collision costs a comparison, not data; the seed keeps them rare.  Once
+// per process and not per store, so that counter state keyed by it goes on
+// through a reload.  getrandom() without blocking: pmed may start before
+// the kernel's pool is ready, and the clock and addresses are still
+// unknown to a worker.
+inline uint64_t drawSeed()
+{
+	uint64_t seed = 0;
+	if (::getrandom(&seed, sizeof seed, GRND_NONBLOCK) == sizeof seed)
+		return seed;
+	timespec ts{};
+	::clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (static_cast<uint64_t>(ts.tv_nsec) * 0x9e3779b97f4a7c15ULL) ^
+	    (static_cast<uint64_t>(ts.tv_sec) << 32) ^ static_cast<uint64_t>(::getpid()) ^
+	    reinterpret_cast<uintptr_t>(&seed);
+}
+inline const uint64_t hashSeed = drawSeed();
+
+// For unit tests only, which set it to force collisions (0: every series
+// of a family has the same key): ANDed into every key seriesKeys() makes.
+// Production code never writes it.
+inline uint64_t seriesKeyMask = ~0ULL;
+
+// MurmurHash64A (Austin Appleby, public domain), seeded with hashSeed:
+// fast on short keys, and a change anywhere in the key changes every bit
+// of the hash.  MurmurHash2 and 3 have collisions that hold whatever the
+// seed (Aumasson and Bernstein, 2012), and 64A is built like them: the
+// seed is a hurdle, the comparison of texts is what keeps series apart.
 inline uint64_t hash64(std::string_view data)
 {
 	constexpr uint64_t m = 0xc6a4a7935bd1e995ULL;
 	constexpr int r = 47;
-	uint64_t h = 0x8445d61a4e774912ULL ^ (data.size() * m);
+	uint64_t h = hashSeed ^ (data.size() * m);
 	const char *p = data.data();
 	size_t n = data.size();
 	for (; n >= 8; p += 8, n -= 8) {
@@ -53,15 +87,15 @@ inline uint64_t hash64(std::string_view data)
 	return h == 0 ? 1 : h; // 0 marks an empty slot of KeyMap
 }
 
-// Identity of a series within its family, and of the histogram or
-// summary series it belongs to (its _bucket, _sum and _count samples
-// share every label but le): hashes and not text, as a key is kept for
-// every series.  A label's hash mixes those of its name and its value; a
-// set of labels hashes to the sum of its labels' hashes, whatever their
-// order, and a series to that mixed with the hash of its suffix.  Two
-// series of a family that differ but hash alike (1 in 2^64 for a pair)
-// are taken for one, the second dropped as exported twice; the output
-// stays valid.
+// Keys of a series within its family, and of the histogram or summary
+// series it belongs to (its _bucket, _sum and _count samples share every
+// label but le): hashes and not text, as a key is kept for every series.
+// A label's hash mixes those of its name and its value; a set of labels
+// hashes to the sum of its labels' hashes, whatever their order (a worker
+// may send them in any order and it is still the same series), and a
+// series to that mixed with the hash of its suffix.  A key is where to
+// look, not an identity: the store compares the series' text whenever
+// keys are equal (metric_store.cpp), and keeps both when they differ.
 struct SeriesKeys {
 	uint64_t series;
 	uint64_t set;
@@ -94,7 +128,9 @@ inline SeriesKeys seriesKeys(common::MetricType type, std::string_view suffix,
 			le = h;
 	}
 	uint64_t suffixHash = suffix.empty() ? 0 : hash64(suffix);
-	return {mix(suffixHash, sum), mix(0, sum - le)};
+	uint64_t series = mix(suffixHash, sum) & seriesKeyMask;
+	uint64_t set = mix(0, sum - le) & seriesKeyMask;
+	return {series == 0 ? 1 : series, set == 0 ? 1 : set}; // 0: an empty slot
 }
 
 inline uint64_t constantSum(const common::Pairs &constLabels)
@@ -200,8 +236,11 @@ private:
 	size_t used_ = 0;
 };
 
-// A set of series keys, as KeyMap but half the size: it is filled with a
-// whole result's keys, and the fewer cache lines it spans the better.
+// The series kept so far of a result, by key, in one array with linear
+// probing as KeyMap: it is filled with a whole result's keys, and a
+// lookup is one cache miss.  Keys need not be unique: series whose keys
+// are equal but whose texts differ are all kept, each with its index,
+// and the caller tells them apart.
 class KeySet {
 public:
 	// Emptied, with room for n keys and the memory kept.
@@ -211,25 +250,45 @@ public:
 		while (want < n * 2)
 			want *= 2;
 		if (slots_.size() != want)
-			slots_.assign(want, 0);
+			slots_.assign(want, Slot());
 		else
-			std::fill(slots_.begin(), slots_.end(), 0);
+			std::fill(slots_.begin(), slots_.end(), Slot());
 	}
-	bool contains(uint64_t key) const { return slots_[slot(key)] == key; }
-	// Never more than n keys.
-	void insert(uint64_t key) { slots_[slot(key)] = key; }
-
-private:
-	// Where key is, or the empty slot where it goes.
-	size_t slot(uint64_t key) const
+	// Whether same(index) holds for an entry of key; counts the entries
+	// of key it does not hold for in *others.
+	template <typename Same> bool find(uint64_t key, Same &&same, size_t *others) const
 	{
 		size_t mask = slots_.size() - 1;
-		size_t i = static_cast<size_t>(key ^ (key >> 29)) & mask;
-		while (slots_[i] != key && slots_[i] != 0)
-			i = (i + 1) & mask;
-		return i;
+		*others = 0;
+		for (size_t i = start(key); slots_[i].key != 0; i = (i + 1) & mask) {
+			if (slots_[i].key != key)
+				continue;
+			if (same(slots_[i].index))
+				return true;
+			++*others;
+		}
+		return false;
 	}
-	std::vector<uint64_t> slots_;
+	// Never more than n entries.
+	void insert(uint64_t key, uint32_t index)
+	{
+		size_t mask = slots_.size() - 1;
+		size_t i = start(key);
+		while (slots_[i].key != 0)
+			i = (i + 1) & mask;
+		slots_[i] = {key, index};
+	}
+
+private:
+	struct Slot {
+		uint64_t key = 0;
+		uint32_t index = 0;
+	};
+	size_t start(uint64_t key) const
+	{
+		return static_cast<size_t>(key ^ (key >> 29)) & (slots_.size() - 1);
+	}
+	std::vector<Slot> slots_;
 };
 
 } // namespace pme::daemon

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: ISC
 // MetricStore: checks against the config, counters, histograms and
 // summaries, staleness, merging, the rendered exposition in both formats
-// and gzip, and /health.
+// and gzip, /health, and series whose keys collide.
 #include <jansson.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +16,7 @@
 #include "common/c_deleter.hpp"
 #include "common/config_loader.hpp"
 #include "daemon/metric_store.hpp"
+#include "daemon/series_key.hpp"
 #include "tests/unit/daemon/gunzip.hpp"
 #include "pme_build.h"
 
@@ -1978,4 +1979,117 @@ TEST(OpenMetrics, RenderingAHundredThousandSeries)
 	CHECK(text.data->str().find(
 	    "bench_requests_total{instance=\"host-1\",path=\"/api/v1/item/1\"} "
 	    "8\n") != std::string::npos);
+}
+
+// Every series key made the same (seriesKeyMask): what a worker that
+// computed labels to hash like another's series would get, and honest
+// data once in 2^64 pairs.  The store must tell series apart by their
+// text.
+TEST_GROUP(Collisions)
+{
+	void setup() override { seriesKeyMask = 0; }
+	void teardown() override { seriesKeyMask = ~0ULL; }
+
+	common::GroupResult hosts(std::vector<std::pair<std::string, double>> values)
+	{
+		std::vector<common::Sample> samples;
+		for (const auto &[host, v] : values)
+			samples.push_back(sample(v, {{"host", host}}));
+		return result("status", {family("web_active", MetricType::Gauge, samples)});
+	}
+};
+
+TEST(Collisions, DifferentSeriesOfOneFamilyAreAllExportedWithTheirValues)
+{
+	MetricStore store(twoServices());
+	// A value with a space, a quote and a newline: where the series
+	// text of a line ends is found from its end.
+	std::string odd = "a b\"c\nd";
+	applyOk(store, "web", hosts({{"a", 1}, {"b", 2}, {odd, 3}, {"a", 9}}), 100);
+	std::string text = render(store);
+	STRCMP_EQUAL("1", valueOf(text, "web_active{host=\"a\"}").c_str());
+	STRCMP_EQUAL("2", valueOf(text, "web_active{host=\"b\"}").c_str());
+	STRCMP_EQUAL("3", valueOf(text, "web_active{host=\"a b\\\"c\\nd\"}").c_str());
+	UNSIGNED_LONGS_EQUAL(3, count(text, "\nweb_active{"));
+	// The second host="a" is the same series: dropped, and counted.
+	STRCMP_EQUAL("1", valueOf(text, "pme_series_dropped_total").c_str());
+	// Another order, then fewer, then the first again: each series
+	// keeps its own line.
+	applyOk(store, "web", hosts({{odd, 6}, {"b", 5}, {"a", 4}}), 105);
+	text = render(store);
+	STRCMP_EQUAL("4", valueOf(text, "web_active{host=\"a\"}").c_str());
+	STRCMP_EQUAL("5", valueOf(text, "web_active{host=\"b\"}").c_str());
+	STRCMP_EQUAL("6", valueOf(text, "web_active{host=\"a b\\\"c\\nd\"}").c_str());
+	applyOk(store, "web", hosts({{"b", 7}, {"a", 8}}), 110);
+	text = render(store);
+	STRCMP_EQUAL("8", valueOf(text, "web_active{host=\"a\"}").c_str());
+	STRCMP_EQUAL("7", valueOf(text, "web_active{host=\"b\"}").c_str());
+	UNSIGNED_LONGS_EQUAL(2, count(text, "\nweb_active{"));
+	STRCMP_EQUAL("1", valueOf(text, "pme_series_dropped_total").c_str());
+}
+
+TEST(Collisions, TheSameLabelsInAnotherOrderAreStillOneSeries)
+{
+	MetricStore store(twoServices());
+	applyOk(store, "web", result("status", {family("web_active", MetricType::Gauge,
+	    {sample(1, {{"a", "x"}, {"b", "y"}}), sample(2, {{"a", "y"}, {"b", "x"}}),
+	    sample(3, {{"b", "y"}, {"a", "x"}})})}), 100);
+	std::string text = render(store);
+	STRCMP_EQUAL("1", valueOf(text, "web_active{a=\"x\",b=\"y\"}").c_str());
+	STRCMP_EQUAL("2", valueOf(text, "web_active{a=\"y\",b=\"x\"}").c_str());
+	UNSIGNED_LONGS_EQUAL(2, count(text, "\nweb_active{"));
+	STRCMP_EQUAL("1", valueOf(text, "pme_series_dropped_total").c_str());
+}
+
+TEST(Collisions, AServicesSeriesIsNotDroppedForAnothersThatCollides)
+{
+	MetricStore store(sharedFamily());
+	applyOk(store, "web", result("a", {family("up_seconds", MetricType::Gauge,
+	    {sample(1, {{"k", "forged"}}), sample(5, {{"k", "same"}})})}), 100);
+	applyOk(store, "db", result("c", {family("up_seconds", MetricType::Gauge,
+	    {sample(2, {{"k", "db"}}), sample(6, {{"k", "same"}})})}), 100);
+	std::string text = render(store);
+	STRCMP_EQUAL("1", valueOf(text, "up_seconds{k=\"forged\"}").c_str());
+	STRCMP_EQUAL("2", valueOf(text, "up_seconds{k=\"db\"}").c_str());
+	// A series both export is still the first one's, once.
+	STRCMP_EQUAL("5", valueOf(text, "up_seconds{k=\"same\"}").c_str());
+	UNSIGNED_LONGS_EQUAL(3, count(text, "\nup_seconds{"));
+	STRCMP_EQUAL("1", valueOf(text, "pme_series_dropped_total").c_str());
+	// OpenMetrics is made from the same lines.
+	std::string om = store.expositionParts(Format::OpenMetrics).data->str();
+	CHECK_TEXT(om.find("up_seconds{k=\"db\"} 2\n") != std::string::npos, om.c_str());
+}
+
+TEST(Collisions, CollidingCountersKeepTheirOwnStateAcrossAReset)
+{
+	MetricStore store(twoServices());
+	auto requests = [&](double ok, double failed, double now) {
+		applyOk(store, "web", result("status", {family("web_requests_total",
+		    MetricType::Counter, {sample(ok, {{"code", "200"}}),
+		    sample(failed, {{"code", "500"}})})}), now);
+		std::string text = render(store);
+		return valueOf(text, "web_requests_total{code=\"200\"}") + " " +
+		    valueOf(text, "web_requests_total{code=\"500\"}");
+	};
+	STRCMP_EQUAL("10 100", requests(10, 100, 100).c_str());
+	STRCMP_EQUAL("15 105", requests(15, 105, 105).c_str());
+	// The source restarted: each adds its new value to its own count.
+	STRCMP_EQUAL("18 107", requests(3, 2, 110).c_str());
+	STRCMP_EQUAL("20 111", requests(5, 6, 115).c_str());
+}
+
+TEST(Collisions, AResultThatChangesNothingStillRendersNothing)
+{
+	MetricStore store(twoServices());
+	applyOk(store, "web", hosts({{"a", 1}, {"b", 2}, {"c", 3}}), 100);
+	auto first = store.expositionParts();
+	applyOk(store, "web", hosts({{"a", 1}, {"b", 2}, {"c", 3}}), 102);
+	CHECK(store.expositionParts().data.get() == first.data.get());
+	applyOk(store, "web", hosts({{"a", 1}, {"b", 4}, {"c", 3}}), 104);
+	auto changed = store.expositionParts();
+	CHECK(changed.data.get() != first.data.get());
+	std::string text = changed.data->str();
+	STRCMP_EQUAL("1", valueOf(text, "web_active{host=\"a\"}").c_str());
+	STRCMP_EQUAL("4", valueOf(text, "web_active{host=\"b\"}").c_str());
+	STRCMP_EQUAL("3", valueOf(text, "web_active{host=\"c\"}").c_str());
 }
