@@ -442,7 +442,10 @@ services:
       escaped:
         source_type: command
         shell: true
-        source: "setsid sleep 1234 & echo 5"
+        # The daemon says when it has left the command's session: on a
+        # loaded machine it may not have run yet when the shell exits,
+        # and would then end with the command's process group.
+        source: "setsid sh -c 'touch {ready}; exec sleep 1234' & while [ ! -e {ready} ]; do sleep 0.05; done; echo 5"
         metrics:
           escaped_value: {{ filter: '(\\d+)' }}
       stubborn:
@@ -463,6 +466,8 @@ def test_runaway_sources():
     """Floods, a million series, a 1 GiB file, daemons and stubborn commands are bounded."""
     w, port = Workdir(), free_port()
     pmed = None
+    # Where the service user may write, gone before the first cycle.
+    ready = f"/tmp/pme-test-escaped-{os.getpid()}"
     try:
         # 20000 series in about 600 KiB: within max_output, over max_series.
         many = w.file("many.prom", "".join(f'm{{i="{i}"}} 1\n' for i in range(20000)))
@@ -471,7 +476,9 @@ def test_runaway_sources():
             f.write("123\n")
             f.truncate(1 << 30)
         os.chmod(huge, 0o644)
-        text = RUNAWAY.format(many=many, huge=huge) + echo_service("bystander", 7)
+        if os.path.exists(ready):
+            os.unlink(ready)
+        text = RUNAWAY.format(many=many, huge=huge, ready=ready) + echo_service("bystander", 7)
         pmed = Pmed(w.config(text, port=port), port)
         body = pmed.wait_for(lambda b: all(
             (value(b, "pme_source_errors_total", service="runaway", group=g) or 0) >= 1
@@ -494,7 +501,7 @@ def test_runaway_sources():
             body
         assert re.search(r"timed out after 1s.*SIGKILL", errors["stubborn"]), errors
         assert errors["escaped"] == "", errors
-        wait_log(pmed, r"worker\[runaway\]: warning: command 'setsid sleep 1234 & echo 5' "
+        wait_log(pmed, r"worker\[runaway\]: warning: command 'setsid sh -c .* echo 5' "
                  r"exited, but a process it started still holds its", "the escaped process")
         # Cycle after cycle, nothing grows without bound.
         workers = worker_pids(pmed)
@@ -517,6 +524,8 @@ def test_runaway_sources():
             pmed.stop()
             pmed.kill_all()
         subprocess.run(["pkill", "-f", "sleep 1234"])
+        if os.path.exists(ready):
+            os.unlink(ready)
         w.cleanup()
 
 
